@@ -1,0 +1,31 @@
+//! dns-oops: DNS Out Of Protocol Signalling.
+//!
+//! Reading order:
+//!
+//! 1. [`condition`] — the catalogue of conditions (design.md §2).
+//! 2. [`signal`] — observations that sources send, and the signals the engine emits.
+//! 3. [`engine`] — turns observations into signals: hysteresis, hold times, derived
+//!    conditions, and the policy expression language.
+//! 4. [`config`] — the TOML model, its validation and its error messages.
+//! 5. [`journal`] — SQLite storage of every signal and of the current state.
+//! 6. [`sources`] — where observations come from: SOA probes, the server's process.
+//! 7. [`channels`] — where signals go: log lines, commands.
+//! 8. [`http`] — the HTTP API, server-sent events, metrics, and the clients behind
+//!    `status` and `watch`.
+//! 9. [`daemon`] — wires it all together for `dns-oops run`.
+//! 10. [`check`], [`demo`], [`lab`] — the one-shot monitoring check, the self-contained demo,
+//!     and the small authoritative server the demo and the tests run.
+
+pub mod channels;
+pub mod check;
+pub mod cli;
+pub mod condition;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod engine;
+pub mod http;
+pub mod journal;
+pub mod lab;
+pub mod signal;
+pub mod sources;
