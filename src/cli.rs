@@ -1,6 +1,204 @@
-//! The command line.
+//! The command line: `dns-oops <subcommand>`.
+//!
+//! Exit codes: 0 success; 1 a runtime failure; 2 a configuration error (`run`,
+//! `check-config`); `check` uses the monitoring-plugin codes 0/1/2/3.
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+
+/// Default config file of `run`, `check-config` and `check`.
+pub const DEFAULT_CONFIG: &str = "/etc/dns-oops/dns-oops.toml";
+/// Default HTTP API address of `status` and `watch` (the daemon's default listen address).
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8054";
+
+/// Exit code for configuration errors.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dns-oops",
+    version,
+    about = "DNS Out Of Protocol Signalling: turns what happens inside DNS servers into signals",
+    long_about = "dns-oops watches DNS servers (SOA probes, the server process, …), turns what it \
+                  sees into conditions such as server-running, zone-ready, all-zones-ready, \
+                  zone-updated and server-crashed, journals every change as a signal, and \
+                  delivers the signals through channels (JSON log lines, commands) and an HTTP \
+                  API.\n\nStart with `dns-oops demo`: a self-contained lab on loopback."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// The configuration file.
+        #[arg(short, long, env = "DNS_OOPS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file without starting anything; exit 2 when it is invalid.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(short, long, env = "DNS_OOPS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Run a self-contained lab on loopback: a small authoritative server `lab` with example
+    /// zones, the daemon watching it as node `demo`, and a scripted scenario that makes the
+    /// conditions happen within the first minute.
+    Demo {
+        /// HTTP API address of the demo daemon (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8054")]
+        http: std::net::SocketAddr,
+        /// Stop after the scenario has run once instead of running until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+        /// Run the scenario this many times faster (for a quick look; 1 = real time).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Internal: run as the demo's lab DNS server process.
+        #[arg(long, hide = true, num_args = 2, value_names = ["ADDR", "PID_FILE"])]
+        lab_server: Option<Vec<String>>,
+    },
+    /// Show the conditions that are met now, from a running daemon's HTTP API.
+    Status {
+        /// Base URL of the daemon's HTTP API.
+        #[arg(long, env = "DNS_OOPS_URL", default_value = DEFAULT_URL)]
+        url: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream signals from a running daemon as JSON lines, reconnecting when it restarts.
+    Watch {
+        /// Base URL of the daemon's HTTP API.
+        #[arg(long, env = "DNS_OOPS_URL", default_value = DEFAULT_URL)]
+        url: String,
+        /// Start after this signal number (default: only new signals).
+        #[arg(long)]
+        after: Option<u64>,
+    },
+    /// Probe once, evaluate [check] critical-when / warning-when, print one line and exit
+    /// 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN) for Nagios/Icinga-style monitoring.
+    Check {
+        /// The configuration file.
+        #[arg(short, long, env = "DNS_OOPS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dns-oops: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Run { config } => match load(&config) {
+            Ok(config) => run_daemon(config).await,
+            Err(code) => code,
+        },
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(config) => {
+                println!("{}: OK — {}", config.path.display(), config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Demo {
+            http,
+            once,
+            speed,
+            lab_server,
+        } => match lab_server {
+            Some(args) => crate::demo::lab_server_main(&args[0], &args[1]).await,
+            None => crate::demo::run(http, once, speed).await,
+        },
+        Command::Status { url, json } => match crate::http::client::status(&url).await {
+            Ok(report) => {
+                if json {
+                    println!("{}", report.to_json());
+                } else {
+                    print!("{}", report.render());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("dns-oops status: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Watch { url, after } => {
+            let print = |signal: &crate::signal::Signal| println!("{}", signal.to_json_line());
+            match crate::http::client::watch(&url, after, print).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dns-oops watch: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { config } => crate::check::run(&config).await,
+    }
+}
+
+/// Loads a config file, printing every error as `file:line:column: message`.
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+async fn run_daemon(config: Config) -> ExitCode {
+    match crate::daemon::run(config, shutdown_signal(), |_| {}).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dns-oops: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop dns-oops with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DNS_OOPS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
 }

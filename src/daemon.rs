@@ -1,1 +1,274 @@
-//! (being written)
+//! `dns-oops run`: wires sources, engine, journal, channels and the HTTP API together.
+//!
+//! ```text
+//! sources ──mpsc──▶ engine step ──▶ journal.record (one transaction) ──watch(seq)──▶ channels, SSE
+//! ```
+//!
+//! One task owns the engine. Each observation is one engine step; the signals and state
+//! changes of a step are written to the journal in one transaction before anyone hears of
+//! them, so what a channel delivers is always in the journal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::channels::{self, Channel, ChannelError};
+use crate::config::{Config, SourceConfig};
+use crate::engine::{Engine, Moment, ServerModel};
+use crate::http::metrics::Metrics;
+use crate::http::{self, HttpState};
+use crate::journal::{Journal, JournalError};
+use crate::signal::{Observation, Signal};
+use crate::sources::probe::{ProbeSettings, run_probe};
+use crate::sources::process::{ProcessSettings, run_process_watch};
+
+/// How many observations may wait for the engine before sources are slowed down.
+const OBSERVATION_QUEUE: usize = 4096;
+/// How often old signals are pruned from the journal.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("journal {path}: {source}")]
+    Journal { path: String, source: JournalError },
+    #[error("cannot listen for HTTP on {addr}: {source} (set [http] listen to a free address)")]
+    HttpBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("channel `{name}`: {source}")]
+    Channel { name: String, source: ChannelError },
+}
+
+/// A running daemon's parts that the caller may want (the demo prints the HTTP address).
+pub struct Running {
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// Runs the daemon until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    started: impl FnOnce(Running),
+) -> Result<(), DaemonError> {
+    let journal_path = config.journal.path.display().to_string();
+    let journal_err = |source| DaemonError::Journal {
+        path: journal_path.clone(),
+        source,
+    };
+    let journal = Arc::new(Journal::open(&config.journal.path).map_err(journal_err)?);
+    match journal.node().map_err(journal_err)? {
+        Some(node) if node != config.node => tracing::warn!(
+            "journal {journal_path} belongs to node `{node}`, now running as `{}`; its state is used as is",
+            config.node
+        ),
+        Some(_) => {}
+        None => journal.set_node(&config.node).map_err(journal_err)?,
+    }
+    let metrics = Arc::new(Metrics::new());
+    let last_seq = journal.last_seq().map_err(journal_err)?;
+    let mut engine = Engine::new(&config.node, server_models(&config), last_seq);
+    let restored = journal.current().map_err(journal_err)?;
+    let restored_count = restored.len();
+    let now = Moment::now();
+    let signals = engine.restore(restored, now);
+    let (latest_tx, latest_rx) = watch::channel(last_seq);
+    let mut step = Step {
+        journal: &journal,
+        metrics: &metrics,
+        latest: &latest_tx,
+    };
+    step.record(&mut engine, signals).map_err(journal_err)?;
+    tracing::info!(
+        node = config.node,
+        seq = last_seq,
+        restored = restored_count,
+        "journal {journal_path} opened"
+    );
+
+    let mut tasks = JoinSet::new();
+    let http_addr = match config.http.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::HttpBind { addr, source })?;
+            let addr = listener.local_addr().unwrap_or(addr);
+            let state = HttpState {
+                journal: journal.clone(),
+                latest_seq: latest_rx.clone(),
+                metrics: metrics.clone(),
+                node: config.node.clone(),
+            };
+            let mut closed = latest_rx.clone();
+            tasks.spawn(async move {
+                let until_closed = async move { while closed.changed().await.is_ok() {} };
+                if let Err(e) = http::serve(listener, state, until_closed).await {
+                    tracing::error!("HTTP server: {e}");
+                }
+            });
+            tracing::info!("HTTP API on http://{addr}/");
+            Some(addr)
+        }
+        None => None,
+    };
+
+    for channel_config in &config.channels {
+        let channel =
+            Channel::open(channel_config)
+                .await
+                .map_err(|source| DaemonError::Channel {
+                    name: channel_config.name().to_string(),
+                    source,
+                })?;
+        let (journal, latest, metrics) = (journal.clone(), latest_rx.clone(), metrics.clone());
+        tasks.spawn(async move {
+            let name = channel.name().to_string();
+            if let Err(e) = channels::run_channel(channel, journal, latest, metrics).await {
+                tracing::error!(channel = name, "channel stopped: {e}");
+            }
+        });
+    }
+
+    let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(OBSERVATION_QUEUE);
+    let mut sources = JoinSet::new();
+    for source in &config.sources {
+        spawn_source(&config, source, obs_tx.clone(), &mut sources);
+    }
+    drop(obs_tx);
+    started(Running { http_addr });
+
+    let retention = config.journal.retention;
+    let max_signals = config.journal.max_signals;
+    let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = engine.next_deadline();
+        let hold_ends = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            obs = obs_rx.recv() => {
+                let Some(obs) = obs else {
+                    // Every source ended: keep serving the API and channels until shutdown.
+                    shutdown.as_mut().await;
+                    break;
+                };
+                match engine.observe(obs, Moment::now()) {
+                    Ok(signals) => step.record(&mut engine, signals).map_err(journal_err)?,
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            }
+            () = hold_ends => {
+                let signals = engine.tick(Moment::now());
+                step.record(&mut engine, signals).map_err(journal_err)?;
+            }
+            _ = prune.tick() => {
+                let cutoff = chrono::Utc::now()
+                    - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+                match journal.prune(cutoff, max_signals) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("pruned {n} signals older than the retention"),
+                    Err(e) => tracing::warn!("pruning the journal: {e}"),
+                }
+            }
+        }
+    }
+    sources.abort_all();
+    drop(latest_tx);
+    // Let channels finish what is in the journal; they end when `latest` closes.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "channels did not finish within 5 s; they continue from the journal at the next start"
+        );
+    }
+    Ok(())
+}
+
+/// Writes one engine step to the journal and tells the channels.
+struct Step<'a> {
+    journal: &'a Journal,
+    metrics: &'a Metrics,
+    latest: &'a watch::Sender<u64>,
+}
+
+impl Step<'_> {
+    fn record(&mut self, engine: &mut Engine, signals: Vec<Signal>) -> Result<(), JournalError> {
+        let changes = engine.take_changes();
+        if signals.is_empty() && changes.is_empty() {
+            return Ok(());
+        }
+        self.journal.record(&signals, &changes)?;
+        for signal in &signals {
+            tracing::debug!(seq = signal.seq, "{}", signal.to_json_line());
+            self.metrics.signal(signal);
+        }
+        self.metrics.set_current(&engine.current());
+        if let Some(last) = signals.last() {
+            self.latest.send_replace(last.seq);
+        }
+        Ok(())
+    }
+}
+
+fn server_models(config: &Config) -> Vec<ServerModel> {
+    config
+        .servers
+        .iter()
+        .map(|s| ServerModel {
+            name: s.name.clone(),
+            zones: s.zones.clone(),
+            hold: s.hold,
+        })
+        .collect()
+}
+
+fn spawn_source(
+    config: &Config,
+    source: &SourceConfig,
+    tx: mpsc::Sender<Observation>,
+    tasks: &mut JoinSet<()>,
+) {
+    match source {
+        SourceConfig::Probe(probe) => {
+            let settings = probe_settings(config, probe);
+            tasks.spawn(run_probe(settings, tx));
+        }
+        SourceConfig::Process(process) => {
+            let settings = ProcessSettings {
+                server: process.server.clone(),
+                pid_file: process.pid_file.clone(),
+                pid: process.pid,
+            };
+            tasks.spawn(run_process_watch(settings, tx));
+        }
+    }
+}
+
+/// The probe settings of a configured probe source.
+pub fn probe_settings(config: &Config, probe: &crate::config::ProbeConfig) -> ProbeSettings {
+    let server = config
+        .server(&probe.server)
+        .expect("config validation guarantees every source names a configured server");
+    ProbeSettings {
+        server: server.name.clone(),
+        address: server.address,
+        zones: probe.zones.clone().unwrap_or_else(|| server.zones.clone()),
+        interval: probe.interval,
+        timeout: probe.timeout,
+        rise: probe.rise,
+        fall: probe.fall,
+    }
+}

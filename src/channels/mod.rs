@@ -1,1 +1,151 @@
-//! (being written)
+//! Channels carry signals out of the daemon.
+//!
+//! Every channel reads the journal from its own delivery cursor, so it sees every signal
+//! once, in order, also across restarts (at least once: a signal delivered just before a
+//! kill -9, whose cursor was not yet written, is delivered again). A channel that is new to
+//! a journal starts with the signals that follow its first start, not with the history.
+//!
+//! * [`log`] writes signal JSON lines to stdout or a file;
+//! * [`exec`] runs a command per signal (design.md §3, "Exec").
+
+pub mod exec;
+pub mod log;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::{ChannelConfig, SignalFilter};
+use crate::http::metrics::Metrics;
+use crate::journal::{Journal, JournalError};
+use crate::signal::Signal;
+
+/// How many signals a channel reads from the journal at a time.
+const BATCH: usize = 256;
+
+/// Why a channel could not deliver a signal.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("cannot write to {target}: {source}")]
+    Write {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` did not finish within {timeout:?} and was killed")]
+    Timeout { command: String, timeout: Duration },
+    #[error("`{command}` failed: {status}")]
+    Failed { command: String, status: String },
+}
+
+/// One configured channel, ready to deliver.
+pub enum Channel {
+    Log(log::LogChannel),
+    Exec(exec::ExecChannel),
+}
+
+impl Channel {
+    /// Builds a channel from its configuration (opens files, nothing else).
+    pub async fn open(config: &ChannelConfig) -> Result<Channel, ChannelError> {
+        Ok(match config {
+            ChannelConfig::Log(c) => Channel::Log(log::LogChannel::open(c).await?),
+            ChannelConfig::Exec(c) => Channel::Exec(exec::ExecChannel::new(c)),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Channel::Log(c) => c.name(),
+            Channel::Exec(c) => c.name(),
+        }
+    }
+
+    fn filter(&self) -> &SignalFilter {
+        match self {
+            Channel::Log(c) => c.filter(),
+            Channel::Exec(c) => c.filter(),
+        }
+    }
+
+    async fn deliver(&mut self, signal: &Signal) -> Result<(), ChannelError> {
+        match self {
+            Channel::Log(c) => c.deliver(signal).await,
+            Channel::Exec(c) => c.deliver(signal).await,
+        }
+    }
+
+    /// Whether a failed delivery is tried again (the peer may come back) or given up
+    /// (a command that failed has had its run).
+    fn retries(&self) -> bool {
+        matches!(self, Channel::Log(_))
+    }
+}
+
+/// Delivers journal signals to one channel until `latest` is closed, following the journal's
+/// newest `seq` through `latest`.
+pub async fn run_channel(
+    mut channel: Channel,
+    journal: Arc<Journal>,
+    mut latest: watch::Receiver<u64>,
+    metrics: Arc<Metrics>,
+) -> Result<(), JournalError> {
+    let name = channel.name().to_string();
+    let mut cursor = match journal.cursor(&name)? {
+        Some(seq) => seq,
+        None => {
+            let start = journal.last_seq()?;
+            journal.set_cursor(&name, start)?;
+            start
+        }
+    };
+    loop {
+        let batch = journal.signals_after(cursor, BATCH)?;
+        if batch.is_empty() {
+            if latest.changed().await.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        for signal in &batch {
+            if channel.filter().matches(signal) {
+                deliver_with_retry(&mut channel, signal, &metrics).await;
+            }
+            cursor = signal.seq;
+            journal.set_cursor(&name, cursor)?;
+            metrics.channel_delivered(&name, cursor);
+        }
+    }
+}
+
+async fn deliver_with_retry(channel: &mut Channel, signal: &Signal, metrics: &Metrics) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match channel.deliver(signal).await {
+            Ok(()) => return,
+            Err(e) => {
+                metrics.channel_error(channel.name());
+                if !channel.retries() {
+                    tracing::warn!(channel = channel.name(), seq = signal.seq, "{e}");
+                    return;
+                }
+                tracing::warn!(
+                    channel = channel.name(),
+                    seq = signal.seq,
+                    "{e}; trying again in {backoff:?}"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

@@ -1,1 +1,95 @@
-//! (being written)
+//! The HTTP side of dns-oops: the daemon's API and the clients behind `status` and `watch`.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the [`dashboard`]: current conditions and live signals, one self-contained page |
+//! | `GET /metrics` | Prometheus [`metrics`] as OpenMetrics text |
+//! | `GET /api/v1/conditions` | the met level conditions, see [`api::StatusReport`] |
+//! | `GET /api/v1/signals?after=SEQ&limit=N` | a page of signals from the journal, see [`api`] |
+//! | `GET /api/v1/signals/stream?after=SEQ` | signals as server-sent events, see [`sse`] |
+//!
+//! The API has no authentication: the daemon binds it to loopback unless `[http] listen`
+//! says otherwise. Everything is read from the journal, so what the API shows is what the
+//! channels deliver. Errors are JSON objects `{"error": "…"}` with a 4xx or 5xx status.
+
+pub mod api;
+pub mod client;
+pub mod dashboard;
+pub mod metrics;
+pub mod sse;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::journal::Journal;
+use metrics::Metrics;
+
+/// What the HTTP server reads from.
+#[derive(Clone)]
+pub struct HttpState {
+    pub journal: Arc<Journal>,
+    /// The `seq` of the newest signal in the journal; changes after each write. When its
+    /// sender is dropped, event streams send what is left and end.
+    pub latest_seq: watch::Receiver<u64>,
+    pub metrics: Arc<Metrics>,
+    /// The node name, as in signals.
+    pub node: String,
+}
+
+/// The state every handler gets: the caller's [`HttpState`] and whether the server is
+/// shutting down (event streams end then, so that the graceful shutdown can finish).
+#[derive(Clone)]
+pub(crate) struct AppState {
+    http: HttpState,
+    stopping: watch::Receiver<bool>,
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then ends open event streams
+/// and waits for the responses in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stopping_tx, stopping) = watch::channel(false);
+    let app = router(AppState {
+        http: state,
+        stopping,
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping_tx.send_replace(true);
+        })
+        .await
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/metrics", get(serve_metrics))
+        .route("/api/v1/conditions", get(api::conditions))
+        .route("/api/v1/signals", get(api::signals))
+        .route("/api/v1/signals/stream", get(sse::stream))
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+async fn serve_metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let metrics = &app.http.metrics;
+    metrics.set_journal_seq(*app.http.latest_seq.borrow());
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics.encode(),
+    )
+}

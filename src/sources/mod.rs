@@ -1,1 +1,10 @@
-//! (being written)
+//! Sources: where observations come from.
+//!
+//! Each source is a task that sends [`Observation`](crate::signal::Observation)s to the
+//! engine through an `mpsc` channel and ends when that channel closes.
+//!
+//! * [`probe`] — SOA probes over UDP with TCP fallback;
+//! * [`process`] — the server's process, through a pidfd.
+
+pub mod probe;
+pub mod process;

@@ -1,0 +1,305 @@
+//! The daemon's Prometheus metrics, served as OpenMetrics text at `GET /metrics`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `dns_oops_signals_total` | counter | `server`, `condition`, `state` |
+//! | `dns_oops_conditions_met` | gauge: subjects for which the condition is met | `server`, `condition` |
+//! | `dns_oops_probe_duration_seconds` | histogram | `server` |
+//! | `dns_oops_probes_total` | counter | `server`, `outcome` |
+//! | `dns_oops_journal_seq` | gauge: the last signal's `seq` | – |
+//! | `dns_oops_channel_delivered_seq` | gauge: the last `seq` a channel delivered | `channel` |
+//! | `dns_oops_channel_errors_total` | counter | `channel` |
+//!
+//! A `(server, condition)` pair that was met once stays in `dns_oops_conditions_met` with
+//! the value 0 after it clears, so that alerts on it see a 0 rather than no series.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::signal::{CurrentCondition, Signal};
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabels {
+    server: String,
+    condition: String,
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct ConditionLabels {
+    server: String,
+    condition: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    server: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: String,
+}
+
+fn probe_duration_histogram() -> Histogram {
+    // 0.25 ms to about 4 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+}
+
+/// The metrics registry and every metric in it; shared as `Arc<Metrics>`, updated through
+/// `&self`.
+pub struct Metrics {
+    registry: Registry,
+    signals: Family<SignalLabels, Counter>,
+    conditions_met: Family<ConditionLabels, Gauge>,
+    /// The `(server, condition)` pairs `conditions_met` has a series for.
+    conditions_seen: Mutex<BTreeSet<ConditionLabels>>,
+    probe_duration: Family<ServerLabels, Histogram, fn() -> Histogram>,
+    probes: Family<ProbeLabels, Counter>,
+    journal_seq: Gauge,
+    channel_delivered_seq: Family<ChannelLabels, Gauge>,
+    channel_errors: Family<ChannelLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let signals = Family::<SignalLabels, Counter>::default();
+        registry.register("dns_oops_signals", "Signals emitted", signals.clone());
+        let conditions_met = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "dns_oops_conditions_met",
+            "Subjects for which a level condition is met now",
+            conditions_met.clone(),
+        );
+        let probe_duration: Family<ServerLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(probe_duration_histogram);
+        registry.register_with_unit(
+            "dns_oops_probe_duration",
+            "Time from sending a probe query to its answer or timeout",
+            Unit::Seconds,
+            probe_duration.clone(),
+        );
+        let probes = Family::<ProbeLabels, Counter>::default();
+        registry.register(
+            "dns_oops_probes",
+            "Probe queries sent, by outcome",
+            probes.clone(),
+        );
+        let journal_seq = Gauge::default();
+        registry.register(
+            "dns_oops_journal_seq",
+            "The seq of the last signal in the journal",
+            journal_seq.clone(),
+        );
+        let channel_delivered_seq = Family::<ChannelLabels, Gauge>::default();
+        registry.register(
+            "dns_oops_channel_delivered_seq",
+            "The seq of the last signal a channel delivered",
+            channel_delivered_seq.clone(),
+        );
+        let channel_errors = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "dns_oops_channel_errors",
+            "Failed deliveries, by channel",
+            channel_errors.clone(),
+        );
+        Metrics {
+            registry,
+            signals,
+            conditions_met,
+            conditions_seen: Mutex::default(),
+            probe_duration,
+            probes,
+            journal_seq,
+            channel_delivered_seq,
+            channel_errors,
+        }
+    }
+
+    /// Counts a signal and moves `dns_oops_journal_seq` to it.
+    pub fn signal(&self, signal: &Signal) {
+        self.signals
+            .get_or_create(&SignalLabels {
+                server: signal.server.clone(),
+                condition: signal.condition.as_str().to_string(),
+                state: signal.state.as_str().to_string(),
+            })
+            .inc();
+        self.set_journal_seq(signal.seq);
+    }
+
+    /// Sets `dns_oops_journal_seq`.
+    pub fn set_journal_seq(&self, seq: u64) {
+        self.journal_seq.set(gauge_value(seq));
+    }
+
+    /// Recomputes `dns_oops_conditions_met` from the complete current state.
+    pub fn set_current(&self, current: &[CurrentCondition]) {
+        let mut counts = BTreeMap::<ConditionLabels, i64>::new();
+        for condition in current {
+            let labels = ConditionLabels {
+                server: condition.server.clone(),
+                condition: condition.condition.as_str().to_string(),
+            };
+            *counts.entry(labels).or_default() += 1;
+        }
+        let mut seen = self
+            .conditions_seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for labels in seen.iter().filter(|labels| !counts.contains_key(*labels)) {
+            self.conditions_met.get_or_create(labels).set(0);
+        }
+        for (labels, count) in counts {
+            self.conditions_met.get_or_create(&labels).set(count);
+            seen.insert(labels);
+        }
+    }
+
+    /// Records one probe: its outcome (`answered`, `timeout`, …) and how long it took.
+    pub fn probe(&self, server: &str, outcome: &str, seconds: f64) {
+        let server_labels = ServerLabels {
+            server: server.to_string(),
+        };
+        self.probe_duration
+            .get_or_create(&server_labels)
+            .observe(seconds);
+        self.probes
+            .get_or_create(&ProbeLabels {
+                server: server.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records that a channel has delivered every signal up to `seq`.
+    pub fn channel_delivered(&self, channel: &str, seq: u64) {
+        self.channel_delivered_seq
+            .get_or_create(&channel_labels(channel))
+            .set(gauge_value(seq));
+    }
+
+    /// Counts a failed delivery.
+    pub fn channel_error(&self, channel: &str) {
+        self.channel_errors
+            .get_or_create(&channel_labels(channel))
+            .inc();
+    }
+
+    /// Every metric as OpenMetrics text (see [`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+fn channel_labels(channel: &str) -> ChannelLabels {
+    ChannelLabels {
+        channel: channel.to_string(),
+    }
+}
+
+/// A `seq` as a gauge value; no journal reaches `i64::MAX`.
+fn gauge_value(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::condition::ConditionId;
+    use crate::signal::{Args, SignalState};
+
+    fn current(server: &str, condition: ConditionId, subject: &str) -> CurrentCondition {
+        CurrentCondition {
+            server: server.into(),
+            condition,
+            subject: Some(subject.into()),
+            since: chrono::Utc::now(),
+            args: Args::new(),
+            source: "probe".into(),
+            seq: 1,
+        }
+    }
+
+    #[test]
+    fn text_has_every_metric() {
+        let metrics = Metrics::new();
+        metrics.signal(&Signal {
+            seq: 42,
+            time: chrono::Utc::now(),
+            node: "ams1".into(),
+            server: "knot".into(),
+            condition: ConditionId::ZoneReady,
+            subject: Some("example.net.".into()),
+            state: SignalState::Met,
+            args: Args::new(),
+            source: "probe".into(),
+        });
+        metrics.probe("knot", "answered", 0.002);
+        metrics.channel_delivered("log", 42);
+        metrics.channel_error("log");
+        let text = metrics.encode();
+        for line in [
+            r#"dns_oops_signals_total{server="knot",condition="zone-ready",state="met"} 1"#,
+            r#"dns_oops_probes_total{server="knot",outcome="answered"} 1"#,
+            r#"dns_oops_probe_duration_seconds_count{server="knot"} 1"#,
+            "dns_oops_journal_seq 42",
+            r#"dns_oops_channel_delivered_seq{channel="log"} 42"#,
+            r#"dns_oops_channel_errors_total{channel="log"} 1"#,
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "missing `{line}` in\n{text}");
+        }
+    }
+
+    #[test]
+    fn met_counts_drop_to_zero_when_cleared() {
+        let metrics = Metrics::new();
+        metrics.set_current(&[
+            current("knot", ConditionId::ZoneReady, "a."),
+            current("knot", ConditionId::ZoneReady, "b."),
+            current("nsd", ConditionId::ZoneReady, "a."),
+        ]);
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"dns_oops_conditions_met{server="knot",condition="zone-ready"} 2"#),
+            "{text}"
+        );
+        metrics.set_current(&[current("knot", ConditionId::ZoneReady, "b.")]);
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"dns_oops_conditions_met{server="knot",condition="zone-ready"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"dns_oops_conditions_met{server="nsd",condition="zone-ready"} 0"#),
+            "{text}"
+        );
+    }
+}
