@@ -94,7 +94,9 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The demo and the clients print for people; the daemon's own log is for operators.
+    let quiet = !matches!(cli.command, Command::Run { .. });
+    init_tracing(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -192,9 +194,11 @@ pub async fn shutdown_signal() {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr; `DNS_OOPS_LOG` (e.g. `debug`) overrides the default level.
+fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("DNS_OOPS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("DNS_OOPS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

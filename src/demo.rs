@@ -198,7 +198,7 @@ async fn run_inner(http: SocketAddr, once: bool, speed: f64) -> Result<(), DemoE
     let seen: Seen = Arc::default();
     let printer_seen = seen.clone();
     let printer_url = url.clone();
-    tokio::spawn(async move {
+    let printer = tokio::spawn(async move {
         let print = move |signal: &Signal| {
             println!("    {}", describe(signal));
             printer_seen
@@ -264,6 +264,7 @@ async fn run_inner(http: SocketAddr, once: bool, speed: f64) -> Result<(), DemoE
     );
     println!("  open {url}/ in a browser for the dashboard");
     if once {
+        printer.abort();
         let _ = stop_tx.send(());
     } else {
         println!("The lab keeps running; Ctrl-C stops everything.");
