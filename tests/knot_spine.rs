@@ -14,12 +14,13 @@ const ZONES: [&str; 3] = ["a.test", "b.test", "c.test"];
 const LONG: Duration = Duration::from_secs(15);
 
 fn config(dir: &Path, knot: &Knot) -> std::path::PathBuf {
+    let http = common::free_port();
     let text = format!(
         r#"node = "it"
 [journal]
 path = "{dir}/state/journal.sqlite"
 [http]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{http}"
 [[server]]
 name = "knot"
 address = "{addr}"
@@ -40,11 +41,32 @@ type = "log"
 "#,
         dir = dir.display(),
         addr = knot.addr(),
-        pid = knot.pid_file().display()
+        pid = knot.pid_file().display(),
     );
     let path = dir.join("dns-oops.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The HTTP API address from the config file.
+fn http_url(config: &Path) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let listen = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .unwrap();
+    format!("http://{}", listen.trim_matches('"'))
+}
+
+/// Runs a dns-oops subcommand; returns its exit code and stdout.
+fn run(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dns-oops"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
 }
 
 fn is(s: &Signal, condition: dns_oops::condition::ConditionId, state: SignalState) -> bool {
@@ -65,7 +87,8 @@ fn knot_signal_sequence_with_serial_bump_and_kill() {
     let dir = tempfile::tempdir().unwrap();
     let mut knot = Knot::new(dir.path(), &ZONES);
     knot.start();
-    let mut daemon = Daemon::start(&config(dir.path(), &knot));
+    let config = config(dir.path(), &knot);
+    let mut daemon = Daemon::start(&config);
 
     let startup = wait_all_ready(&mut daemon);
     let names: Vec<String> = startup.iter().map(brief).collect();
@@ -89,6 +112,27 @@ fn knot_signal_sequence_with_serial_bump_and_kill() {
         assert_eq!(pair[1].seq, pair[0].seq + 1);
     }
     assert!(startup.iter().all(|s| s.node == "it" && s.server == "knot"));
+
+    // The clients see the same state.
+    let url = http_url(&config);
+    let (code, status) = run(&["status", "--url", &url]);
+    assert_eq!(code, 0, "{status}");
+    for needle in ["all-zones-ready", "zone-ready", "c.test.", "server-running"] {
+        assert!(
+            status.contains(needle),
+            "`{needle}` missing from status:\n{status}"
+        );
+    }
+    let (code, json) = run(&["status", "--url", &url, "--json"]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["conditions"].as_array().unwrap().len(), 5, "{json}");
+    let (code, line) = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{line}");
+    assert!(
+        line.starts_with("DNS-OOPS OK - knot: running, 3/3 zones ready"),
+        "{line}"
+    );
 
     // A serial bump and reload is zone-updated with old and new serial.
     knot.write_zone("b.test", 2);
@@ -122,6 +166,12 @@ fn knot_signal_sequence_with_serial_bump_and_kill() {
         "cleared in the same step as the crash"
     );
     knot.reap();
+    let (code, line) = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.starts_with("DNS-OOPS CRITICAL - knot: not running, 0/3 zones ready"),
+        "{line}"
+    );
 
     // Back up: running again clears the crash, zones come back.
     knot.start();
