@@ -309,16 +309,12 @@ async fn udp_round(
                     continue;
                 };
                 let name = names[index].as_ref().expect("only valid names are pending");
-                if !answers(&message, name) {
+                let Some((truncated, outcome)) = read_answer(&message, name) else {
                     *ignored += 1;
                     continue;
-                }
-                pending.remove(&id);
-                outcomes[index] = if message.metadata.truncation {
-                    None
-                } else {
-                    Some(classify(&message, name))
                 };
+                pending.remove(&id);
+                outcomes[index] = (!truncated).then_some(outcome);
             }
         }
     }
@@ -360,10 +356,10 @@ async fn tcp_query(address: SocketAddr, name: &Name, timeout: Duration) -> Probe
         Ok(Err(e)) => ProbeOutcome::TcpFailed(e.to_string()),
         Ok(Ok(bytes)) => match Message::from_vec(&bytes) {
             Err(e) => ProbeOutcome::Malformed(e.to_string()),
-            Ok(m) if m.metadata.id != id || !answers(&m, name) => {
-                ProbeOutcome::Malformed("the answer does not match the query".into())
-            }
-            Ok(m) => classify(&m, name),
+            Ok(m) => match read_answer(&m, name).filter(|_| m.metadata.id == id) {
+                Some((_, outcome)) => outcome,
+                None => ProbeOutcome::Malformed("the answer does not match the query".into()),
+            },
         },
     }
 }
@@ -373,6 +369,19 @@ fn soa_query(id: u16, name: &Name) -> Vec<u8> {
     message.metadata.recursion_desired = false;
     message.add_query(Query::query(name.clone(), RecordType::SOA));
     message.to_vec().expect("a SOA query always encodes")
+}
+
+/// Reads a message as the answer to our SOA query for `zone`: `None` when it is not one
+/// (the probe ignores it), else whether it is truncated and what it says.
+fn read_answer(message: &Message, zone: &Name) -> Option<(bool, ProbeOutcome)> {
+    answers(message, zone).then(|| (message.metadata.truncation, classify(message, zone)))
+}
+
+/// [`read_answer`] on raw bytes, for the fuzz target: never panics on any input.
+pub fn classify_answer(bytes: &[u8], zone: &str) -> Option<(bool, ProbeOutcome)> {
+    let mut zone = Name::from_ascii(zone).ok()?;
+    zone.set_fqdn(true);
+    read_answer(&Message::from_vec(bytes).ok()?, &zone)
 }
 
 /// Whether `message` is a response to our SOA query for `name`.
@@ -386,7 +395,7 @@ fn answers(message: &Message, name: &Name) -> bool {
 }
 
 /// What a matching answer says about the zone.
-pub fn classify(message: &Message, zone: &Name) -> ProbeOutcome {
+fn classify(message: &Message, zone: &Name) -> ProbeOutcome {
     let rcode = message.metadata.response_code;
     if rcode != ResponseCode::NoError {
         return ProbeOutcome::Rcode(rcode_name(rcode));

@@ -276,3 +276,23 @@ async fn many_zones_in_one_round() {
             .all(|(_, o)| *o == ProbeOutcome::Ready { serial: 5 })
     );
 }
+
+#[test]
+fn the_fuzz_seeds_classify() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/probe_answer");
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    assert_eq!(
+        classify_answer(&read("soa-answer"), "example.test."),
+        Some((false, ProbeOutcome::Ready { serial: 2026112201 }))
+    );
+    assert_eq!(
+        classify_answer(&read("refused"), "Example.Test"),
+        Some((false, ProbeOutcome::Rcode("refused".into())))
+    );
+    assert_eq!(
+        classify_answer(&read("truncated"), "example.test.").map(|a| a.0),
+        Some(true)
+    );
+    assert_eq!(classify_answer(&read("short"), "example.test."), None);
+    assert_eq!(classify_answer(&read("soa-answer"), "other.test."), None);
+}
