@@ -157,7 +157,7 @@ fn parse_into(text: &str, path: &Path, errors: &mut Errors) -> Option<Config> {
     let file: Option<FileConfig> =
         deserialize(Spanned::new(root_span, DeValue::Table(root)), errors);
 
-    let sources: Vec<Spanned<SourceConfig>> = sources
+    let sources = sources
         .into_iter()
         .filter_map(|entry| {
             tagged(
@@ -172,7 +172,7 @@ fn parse_into(text: &str, path: &Path, errors: &mut Errors) -> Option<Config> {
             )
         })
         .collect();
-    let channels: Vec<Spanned<ChannelConfig>> = channels
+    let channels = channels
         .into_iter()
         .filter_map(|entry| {
             tagged(

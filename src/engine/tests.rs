@@ -44,6 +44,17 @@ fn sample(
     )
 }
 
+/// The process source says, for certain, that a server condition is met.
+fn from_process(condition: ConditionId) -> Observation {
+    Observation::new(
+        "process",
+        "knot",
+        condition,
+        None,
+        Evidence::Assert { met: true },
+    )
+}
+
 fn running(met: bool) -> Observation {
     sample(ServerRunning, None, met, 1, 1)
 }
@@ -147,14 +158,7 @@ fn polled_failure_of_a_running_server_is_a_crash() {
 fn asserted_crash_clears_running_and_zones_without_a_second_crash() {
     let mut e = engine(Duration::ZERO);
     bring_up(&mut e, t0());
-    let crash = Observation::new(
-        "process",
-        "knot",
-        ServerCrashed,
-        None,
-        Evidence::Assert { met: true },
-    )
-    .arg("exit-status", "signal 9 (SIGKILL)");
+    let crash = from_process(ServerCrashed).arg("exit-status", "signal 9 (SIGKILL)");
     let signals = feed(&mut e, vec![crash], t0());
     assert_eq!(
         brief(&signals),
@@ -180,14 +184,8 @@ fn asserted_crash_clears_running_and_zones_without_a_second_crash() {
 fn a_stop_is_not_a_crash() {
     let mut e = engine(Duration::ZERO);
     bring_up(&mut e, t0());
-    let stop = Observation::new(
-        "process",
-        "knot",
-        ServerStopping,
-        None,
-        Evidence::Assert { met: true },
-    )
-    .arg("reason", "process exited and removed its pid file");
+    let stop =
+        from_process(ServerStopping).arg("reason", "process exited and removed its pid file");
     let signals = feed(&mut e, vec![stop, running(false)], t0());
     assert_eq!(
         brief(&signals)[..2],
@@ -296,13 +294,7 @@ fn hold_applies_to_asserted_changes_too() {
     let mut e = engine(hold);
     let start = t0();
     feed(&mut e, vec![running(true)], start);
-    let crash = Observation::new(
-        "process",
-        "knot",
-        ServerCrashed,
-        None,
-        Evidence::Assert { met: true },
-    );
+    let crash = from_process(ServerCrashed);
     let signals = feed(&mut e, vec![crash], start.after(Duration::from_secs(1)));
     // The crash is new, so it is signalled; clearing `server-running` waits for the hold.
     assert_eq!(brief(&signals), ["server-crashed - met"]);
