@@ -135,9 +135,9 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Status { url, json } => match crate::http::client::status(&url).await {
             Ok(report) => {
                 if json {
-                    println!("{}", report.to_json());
+                    emit(&format!("{}\n", report.to_json()));
                 } else {
-                    print!("{}", report.render());
+                    emit(&report.render());
                 }
                 ExitCode::SUCCESS
             }
@@ -147,7 +147,8 @@ async fn dispatch(command: Command) -> ExitCode {
             }
         },
         Command::Watch { url, after } => {
-            let print = |signal: &crate::signal::Signal| println!("{}", signal.to_json_line());
+            let print =
+                |signal: &crate::signal::Signal| emit(&format!("{}\n", signal.to_json_line()));
             match crate::http::client::watch(&url, after, print).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -157,6 +158,20 @@ async fn dispatch(command: Command) -> ExitCode {
             }
         }
         Command::Check { config } => crate::check::run(&config).await,
+    }
+}
+
+/// Writes to stdout; when the reader went away (`dns-oops watch | head`), exits quietly
+/// instead of failing.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        std::process::exit(0);
     }
 }
 
