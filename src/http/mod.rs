@@ -9,7 +9,8 @@
 //! | `GET /api/v1/signals/stream?after=SEQ` | signals as server-sent events, see [`sse`] |
 //!
 //! The API has no authentication: the daemon binds it to loopback unless `[http] listen`
-//! says otherwise. Everything is read from the journal, so what the API shows is what the
+//! says otherwise. Requests whose `Host` is a name other than `localhost` are refused (421),
+//! so a web page that rebinds its own name to 127.0.0.1 cannot read the API from a browser. Everything is read from the journal, so what the API shows is what the
 //! channels deliver. Errors are JSON objects `{"error": "…"}` with a 4xx or 5xx status.
 
 pub mod api;
@@ -82,7 +83,43 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/signals", get(api::signals))
         .route("/api/v1/signals/stream", get(sse::stream))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(check_host))
         .with_state(state)
+}
+
+/// Refuses requests addressed to a DNS name other than `localhost` (DNS rebinding).
+async fn check_host(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("\u{fffd}").to_string());
+    match host {
+        Some(host) if !host_is_local_or_literal(&host) => (
+            axum::http::StatusCode::MISDIRECTED_REQUEST,
+            axum::Json(api::ErrorBody {
+                error: format!(
+                    "Host `{host}` is not an IP address or localhost; dns-oops answers only requests addressed to its IP address"
+                ),
+            }),
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// `127.0.0.1`, `127.0.0.1:8054`, `[::1]:8054`, `localhost`, `localhost:8054`.
+fn host_is_local_or_literal(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 async fn serve_metrics(State(app): State<AppState>) -> impl IntoResponse {

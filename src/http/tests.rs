@@ -422,3 +422,39 @@ async fn clients_say_what_to_do_when_the_daemon_is_not_there() {
     assert!(err.to_string().contains("last seq is 0"), "{err}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn requests_for_other_host_names_are_refused() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let url = server.url("/api/v1/conditions");
+    for (host, allowed) in [
+        ("evil.example", false),
+        ("evil.example:8054", false),
+        ("localhost:8054", true),
+        ("127.0.0.1:8054", true),
+        ("[::1]:8054", true),
+    ] {
+        let response = client.get(&url).header("host", host).send().await.unwrap();
+        assert_eq!(
+            response.status().is_success(),
+            allowed,
+            "{host}: {}",
+            response.status()
+        );
+        if !allowed {
+            assert_eq!(response.status(), reqwest::StatusCode::MISDIRECTED_REQUEST);
+        }
+    }
+    server.stop().await;
+}
+
+#[test]
+fn host_literals() {
+    for host in ["::1", "[::1]", "127.0.0.1", "LOCALHOST:1"] {
+        assert!(super::host_is_local_or_literal(host), "{host}");
+    }
+    for host in ["example.com", "127.0.0.1.nip.io:80", "localhost.evil"] {
+        assert!(!super::host_is_local_or_literal(host), "{host}");
+    }
+}
