@@ -163,7 +163,7 @@ async fn dispatch(command: Command) -> ExitCode {
 
 /// Writes to stdout; when the reader went away (`dns-oops watch | head`), exits quietly
 /// instead of failing.
-fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if out

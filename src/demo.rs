@@ -20,6 +20,13 @@ use tokio::process::{Child, ChildStdin, Command};
 use crate::condition::ConditionId;
 use crate::signal::{Signal, SignalState};
 
+/// Prints a line for the person watching; exits quietly if they closed the pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        crate::cli::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 const ZONES: [&str; 3] = ["example.com.", "example.net.", "example.org."];
 const FIRST_SERIAL: u32 = 2026112201;
 
@@ -150,16 +157,16 @@ async fn run_inner(http: SocketAddr, once: bool, speed: f64) -> Result<(), DemoE
     std::fs::write(&config_path, &config_text)?;
     let config = crate::config::parse(&config_text, &config_path)?;
 
-    println!("dns-oops demo — everything runs on loopback and stops with Ctrl-C.");
-    println!(
+    say!("dns-oops demo — everything runs on loopback and stops with Ctrl-C.");
+    say!(
         "  lab DNS server : {lab_addr} (a child process), zones {}",
         ZONES.join(" ")
     );
-    println!(
+    say!(
         "  daemon         : node `demo`, config {}",
         config_path.display()
     );
-    println!();
+    say!("");
 
     let mut lab = Lab::start(
         lab_addr,
@@ -192,15 +199,15 @@ async fn run_inner(http: SocketAddr, once: bool, speed: f64) -> Result<(), DemoE
         };
     };
     let url = format!("http://{http_addr}");
-    println!("  HTTP API       : {url}/ (dashboard), {url}/api/v1/conditions");
-    println!();
+    say!("  HTTP API       : {url}/ (dashboard), {url}/api/v1/conditions");
+    say!("");
 
     let seen: Seen = Arc::default();
     let printer_seen = seen.clone();
     let printer_url = url.clone();
     let printer = tokio::spawn(async move {
         let print = move |signal: &Signal| {
-            println!("    {}", describe(signal));
+            say!("    {}", describe(signal));
             printer_seen
                 .lock()
                 .expect("printer lock")
@@ -252,22 +259,22 @@ async fn run_inner(http: SocketAddr, once: bool, speed: f64) -> Result<(), DemoE
         }
     }
 
-    println!();
-    println!("The scenario is done. Try, in another terminal:");
-    println!("  cargo run --release -- status --url {url}");
-    println!("  cargo run --release -- watch --url {url} --after 0");
-    println!("  curl -s {url}/api/v1/conditions");
-    println!("  curl -s {url}/metrics | grep dns_oops_");
-    println!(
+    say!("");
+    say!("The scenario is done. Try, in another terminal:");
+    say!("  cargo run --release -- status --url {url}");
+    say!("  cargo run --release -- watch --url {url} --after 0");
+    say!("  curl -s {url}/api/v1/conditions");
+    say!("  curl -s {url}/metrics | grep dns_oops_");
+    say!(
         "  kill -9 $(cat {})   # crash the lab server yourself",
         pid_file.display()
     );
-    println!("  open {url}/ in a browser for the dashboard");
+    say!("  open {url}/ in a browser for the dashboard");
     if once {
         printer.abort();
         let _ = stop_tx.send(());
     } else {
-        println!("The lab keeps running; Ctrl-C stops everything.");
+        say!("The lab keeps running; Ctrl-C stops everything.");
     }
     match daemon.await {
         Ok(result) => result?,
@@ -279,7 +286,7 @@ async fn run_inner(http: SocketAddr, once: bool, speed: f64) -> Result<(), DemoE
 }
 
 fn step(text: &str) {
-    println!("  ▶ {text}");
+    say!("  ▶ {text}");
 }
 
 fn report_crash_latency(seen: &Seen, killed_at: chrono::DateTime<chrono::Utc>) {
@@ -292,9 +299,9 @@ fn report_crash_latency(seen: &Seen, killed_at: chrono::DateTime<chrono::Utc>) {
     match crash {
         Some(s) => {
             let ms = (s.time - killed_at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
-            println!("    (server-crashed was signalled {ms:.1} ms after the kill)");
+            say!("    (server-crashed was signalled {ms:.1} ms after the kill)");
         }
-        None => println!("    (no server-crashed signal seen yet)"),
+        None => say!("    (no server-crashed signal seen yet)"),
     }
 }
 
