@@ -22,6 +22,7 @@ use crate::http::metrics::Metrics;
 use crate::http::{self, HttpState};
 use crate::journal::{Journal, JournalError};
 use crate::signal::{Observation, Signal};
+use crate::sources::notify_in::{NotifyInSettings, run_notify_in};
 use crate::sources::probe::{ProbeSettings, run_probe};
 use crate::sources::process::{ProcessSettings, run_process_watch};
 
@@ -253,6 +254,23 @@ fn spawn_source(
                 pid: process.pid,
             };
             tasks.spawn(run_process_watch(settings, tx));
+        }
+        SourceConfig::NotifyIn(notify) => {
+            let server = config
+                .server(&notify.server)
+                .expect("config validation guarantees every source names a configured server");
+            let settings = NotifyInSettings {
+                server: server.name.clone(),
+                server_address: server.address,
+                zones: server.zones.clone(),
+                listen: notify.listen,
+                allow: notify.allow.clone(),
+                tsig_key: notify.tsig_key.clone(),
+                require_tsig: notify.requires_tsig(),
+                min_interval: notify.min_interval,
+                timeout: notify.timeout,
+            };
+            tasks.spawn(run_notify_in(settings, tx));
         }
     }
 }

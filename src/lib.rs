@@ -8,7 +8,7 @@
 //!    conditions, and the policy expression language.
 //! 4. [`config`] — the TOML model, its validation and its error messages.
 //! 5. [`journal`] — SQLite storage of every signal and of the current state.
-//! 6. [`sources`] — where observations come from: SOA probes, the server's process.
+//! 6. [`sources`] — where observations come from: SOA probes, the server's process, NOTIFY.
 //! 7. [`channels`] — where signals go: log lines, commands.
 //! 8. [`http`] — the HTTP API, server-sent events, metrics, and the clients behind
 //!    `status` and `watch`.

@@ -1,28 +1,35 @@
 //! The configuration: a TOML file, validated completely before anything starts.
 //!
-//! Unknown keys are refused, and every error names the file, line and column and what was
-//! expected: `dns-oops.toml:12:1: unknown field `rize`, expected one of …`.
+//! Unknown keys are refused, and every problem is reported with the file, line and column
+//! and what was expected, as many at once as can be found:
 //!
-//! Sources and channels are tagged tables (`[[source]] type = "probe"`). serde's
-//! internally tagged enums would lose the positions of errors inside them, so the
-//! document is parsed into a spanned tree first ([`toml::de::DeTable`]), each
-//! `[[source]]`/`[[channel]]` table is dispatched on its `type`, and each is deserialised
-//! on its own, keeping positions relative to the whole file.
+//! ```text
+//! dns-oops.toml:23:1: unknown field `rize`, expected one of `server`, `interval`, …
+//! dns-oops.toml:41:22: invalid policy: unknown condition `server-runing`; did you mean `server-running`?
+//! ```
+//!
+//! Reading goes in two steps: [`document`] turns the text into what the file says
+//! ([`file`]), keeping the position of every value, and [`validate`] checks it as a whole
+//! (names unique, references to servers that exist, policies that parse) and fills in the
+//! defaults, giving the [`Config`] the daemon uses ([`model`]).
 
+mod document;
+mod file;
 mod model;
+mod notify_in;
+mod validate;
 
 use std::ops::Range;
 use std::path::Path;
-
-use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 pub use model::*;
 
 /// One problem in a config file, at a position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
+    /// 1-based.
     pub line: usize,
+    /// 1-based, in characters.
     pub column: usize,
     pub message: String,
 }
@@ -35,9 +42,11 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    /// Displayed as one `file:line:column: message` line per problem.
     #[error("{}", render(path, problems))]
     Invalid {
         path: String,
+        /// In the order of their positions; never empty.
         problems: Vec<ConfigProblem>,
     },
 }
@@ -51,7 +60,7 @@ fn render(path: &str, problems: &[ConfigProblem]) -> String {
 }
 
 impl ConfigError {
-    /// The problems found, for tests and tools.
+    /// The problems found, for tests and tools; empty for [`ConfigError::Io`].
     pub fn problems(&self) -> &[ConfigProblem] {
         match self {
             ConfigError::Io { .. } => &[],
@@ -75,35 +84,47 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         text,
         problems: Vec::new(),
     };
-    let config = parse_into(text, path, &mut errors);
+    let config = document::read(text, &mut errors)
+        .and_then(|document| validate::validate(document, path, &mut errors));
     match config {
-        Some(config) if errors.problems.is_empty() => Ok(config),
+        Some(config) if errors.is_empty() => Ok(config),
         _ => {
-            if errors.problems.is_empty() {
+            if errors.is_empty() {
                 errors.at(0..0, "invalid configuration".into());
             }
+            let mut problems = errors.problems;
+            problems.sort_by_key(|p| (p.line, p.column));
             Err(ConfigError::Invalid {
                 path: path.display().to_string(),
-                problems: errors.problems,
+                problems,
             })
         }
     }
 }
 
 /// Collects problems, turning byte spans into lines and columns.
-pub(crate) struct Errors<'a> {
+struct Errors<'a> {
     text: &'a str,
     problems: Vec<ConfigProblem>,
 }
 
 impl Errors<'_> {
-    pub(crate) fn at(&mut self, span: Range<usize>, message: String) {
+    fn at(&mut self, span: Range<usize>, message: String) {
         let (line, column) = line_column(self.text, span.start);
         self.problems.push(ConfigProblem {
             line,
             column,
             message,
         });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The 1-based line a span starts on.
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        line_column(self.text, span.start).0
     }
 
     fn toml(&mut self, e: toml::de::Error) {
@@ -131,7 +152,7 @@ fn key_before(text: &str, offset: usize) -> Option<&str> {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -142,154 +163,27 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-fn parse_into(text: &str, path: &Path, errors: &mut Errors) -> Option<Config> {
-    let root = match DeTable::parse(text) {
-        Ok(root) => root,
-        Err(e) => {
-            errors.toml(e);
-            return None;
-        }
-    };
-    let root_span = root.span();
-    let mut root = root.into_inner();
-    let sources = take_array(&mut root, "source", errors);
-    let channels = take_array(&mut root, "channel", errors);
-    let file: Option<FileConfig> =
-        deserialize(Spanned::new(root_span, DeValue::Table(root)), errors);
-
-    let sources = sources
-        .into_iter()
-        .filter_map(|entry| {
-            tagged(
-                entry,
-                SOURCE_TYPES,
-                errors,
-                |kind, value, errors| match kind {
-                    "probe" => deserialize(value, errors).map(SourceConfig::Probe),
-                    "process" => deserialize(value, errors).map(SourceConfig::Process),
-                    _ => None,
-                },
-            )
-        })
-        .collect();
-    let channels = channels
-        .into_iter()
-        .filter_map(|entry| {
-            tagged(
-                entry,
-                CHANNEL_TYPES,
-                errors,
-                |kind, value, errors| match kind {
-                    "log" => deserialize(value, errors).map(ChannelConfig::Log),
-                    "exec" => deserialize(value, errors).map(ChannelConfig::Exec),
-                    _ => None,
-                },
-            )
-        })
-        .collect();
-    let file = file?;
-    model::build(file, sources, channels, path.to_path_buf(), errors)
-}
-
-const SOURCE_TYPES: &[&str] = &["probe", "process"];
-const CHANNEL_TYPES: &[&str] = &["log", "exec"];
-
-/// Takes `[[key]]` out of the root table as a list of spanned tables.
-fn take_array<'i>(
-    root: &mut DeTable<'i>,
-    key: &str,
-    errors: &mut Errors,
-) -> Vec<Spanned<DeValue<'i>>> {
-    let Some(value) = root.remove(key) else {
-        return Vec::new();
-    };
-    let span = value.span();
-    match value.into_inner() {
-        DeValue::Array(items) => items.iter().cloned().collect(),
-        _ => {
-            errors.at(
-                span,
-                format!("`{key}` must be an array of tables: write `[[{key}]]`"),
-            );
-            Vec::new()
-        }
-    }
-}
-
-/// Dispatches one `[[source]]`/`[[channel]]` table on its `type`.
-fn tagged<'i, T>(
-    entry: Spanned<DeValue<'i>>,
-    types: &[&str],
-    errors: &mut Errors,
-    build: impl FnOnce(&str, Spanned<DeValue<'i>>, &mut Errors) -> Option<T>,
-) -> Option<Spanned<T>> {
-    let span = entry.span();
-    let DeValue::Table(mut table) = entry.into_inner() else {
-        errors.at(span, "expected a table".into());
-        return None;
-    };
-    let known = types
-        .iter()
-        .map(|t| format!("`{t}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let Some(kind) = table.remove("type") else {
-        errors.at(span, format!("missing `type`; expected one of {known}"));
-        return None;
-    };
-    let kind_span = kind.span();
-    let kind = match kind.into_inner() {
-        DeValue::String(s) => s.to_string(),
-        _ => {
-            errors.at(
-                kind_span,
-                format!("`type` must be a string, one of {known}"),
-            );
-            return None;
-        }
-    };
-    if !types.contains(&kind.as_str()) {
-        errors.at(
-            kind_span,
-            format!("unknown type `{kind}`; expected one of {known}"),
-        );
-        return None;
-    }
-    let value = build(
-        &kind,
-        Spanned::new(span.clone(), DeValue::Table(table)),
-        errors,
-    )?;
-    Some(Spanned::new(span, value))
-}
-
-fn deserialize<T: serde::de::DeserializeOwned>(
-    value: Spanned<DeValue<'_>>,
-    errors: &mut Errors,
-) -> Option<T> {
-    match T::deserialize(ValueDeserializer::from(value)) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            errors.toml(e);
-            None
-        }
-    }
-}
-
 impl Config {
     /// The server called `name`.
     pub fn server(&self, name: &str) -> Option<&ServerConfig> {
         self.servers.iter().find(|s| s.name == name)
     }
 
-    /// One line about what the config sets up, for `check-config`.
+    /// One line about what the config sets up, for `check-config`:
+    /// `node lab: 1 server (knot at 127.0.0.1:5301, 3 zones), 2 sources, 1 channel, …`.
     pub fn summary(&self) -> String {
         let servers: Vec<String> = self
             .servers
             .iter()
-            .map(|s| format!("{} at {}, {} zones", s.name, s.address, s.zones.len()))
+            .map(|s| {
+                format!(
+                    "{} at {}, {}",
+                    s.name,
+                    s.address,
+                    plural(s.zones.len(), "zone")
+                )
+            })
             .collect();
-        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
         format!(
             "node {}: {} ({}), {}, {}, journal {}, http {}",
             self.node,
@@ -304,6 +198,11 @@ impl Config {
                 .unwrap_or_else(|| "off".into()),
         )
     }
+}
+
+/// `1 zone`, `3 zones`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! engine through an `mpsc` channel and ends when that channel closes.
 //!
 //! * [`probe`] — SOA probes over UDP with TCP fallback;
-//! * [`process`] — the server's process, through a pidfd.
+//! * [`process`] — the server's process, through a pidfd;
+//! * [`notify_in`] — DNS NOTIFY from the server, confirmed by a SOA query.
 
+pub mod notify_in;
 pub mod probe;
 pub mod process;
