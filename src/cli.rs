@@ -55,6 +55,9 @@ enum Command {
         /// HTTP API address of the demo daemon (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8054")]
         http: std::net::SocketAddr,
+        /// DNS Push (TLS) address of the demo daemon (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8853")]
+        push: std::net::SocketAddr,
         /// Stop after the scenario has run once instead of running until Ctrl-C.
         #[arg(long)]
         once: bool,
@@ -83,6 +86,10 @@ enum Command {
         #[arg(long)]
         after: Option<u64>,
     },
+    /// Subscribe to a name with DNS Push (RFC 8765) and print every change as it happens:
+    /// any RFC 8765 server, found through the DNS (SOA, then _dns-push-tls._tcp SRV) or
+    /// given with --server. Reconnects and resubscribes when the connection ends.
+    Subscribe(crate::push::client::SubscribeArgs),
     /// Probe once, evaluate [check] critical-when / warning-when, print one line and exit
     /// 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN) for Nagios/Icinga-style monitoring.
     Check {
@@ -125,13 +132,15 @@ async fn dispatch(command: Command) -> ExitCode {
         },
         Command::Demo {
             http,
+            push,
             once,
             speed,
             lab_server,
         } => match lab_server {
             Some(args) => crate::demo::lab_server_main(&args[0], &args[1]).await,
-            None => crate::demo::run(http, once, speed).await,
+            None => crate::demo::run(http, push, once, speed).await,
         },
+        Command::Subscribe(args) => crate::push::client::run(&args).await,
         Command::Status { url, json } => match crate::http::client::status(&url).await {
             Ok(report) => {
                 if json {

@@ -16,11 +16,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::channels::{self, Channel, ChannelError};
-use crate::config::{Config, SourceConfig};
+use crate::config::{ChannelConfig, Config, SourceConfig};
 use crate::engine::{Engine, Moment, ServerModel};
 use crate::http::metrics::Metrics;
 use crate::http::{self, HttpState};
 use crate::journal::{Journal, JournalError};
+use crate::push::server::Hub;
+use crate::push::{PushChannel, PushError};
 use crate::signal::{Observation, Signal};
 use crate::sources::notify_in::{NotifyInSettings, run_notify_in};
 use crate::sources::probe::{ProbeSettings, run_probe};
@@ -43,11 +45,15 @@ pub enum DaemonError {
     },
     #[error("channel `{name}`: {source}")]
     Channel { name: String, source: ChannelError },
+    #[error("channel `{name}`: {source}")]
+    Push { name: String, source: PushError },
 }
 
 /// A running daemon's parts that the caller may want (the demo prints the HTTP address).
 pub struct Running {
     pub http_addr: Option<SocketAddr>,
+    /// The address each push channel listens on, by channel name.
+    pub push_addrs: Vec<(String, SocketAddr)>,
 }
 
 /// Runs the daemon until `shutdown` resolves.
@@ -82,6 +88,7 @@ pub async fn run(
         journal: &journal,
         metrics: &metrics,
         latest: &latest_tx,
+        hubs: Vec::new(),
     };
     step.record(&mut engine, signals).map_err(journal_err)?;
     tracing::info!(
@@ -117,7 +124,27 @@ pub async fn run(
         None => None,
     };
 
+    let mut push_addrs = Vec::new();
     for channel_config in &config.channels {
+        if let ChannelConfig::Push(push) = channel_config {
+            let serial = journal.last_seq().map_err(journal_err)? as u32;
+            let channel = PushChannel::start(push, &config.node, &engine.current(), serial)
+                .await
+                .map_err(|source| DaemonError::Push {
+                    name: push.name.clone(),
+                    source,
+                })?;
+            tracing::info!(
+                channel = push.name,
+                "DNS Push for {} on {} (TLS)",
+                channel.apex,
+                channel.addr
+            );
+            push_addrs.push((push.name.clone(), channel.addr));
+            step.hubs.push(channel.hub.clone());
+            tasks.spawn(channel.serve());
+            continue;
+        }
         let channel =
             Channel::open(channel_config)
                 .await
@@ -140,7 +167,10 @@ pub async fn run(
         spawn_source(&config, source, obs_tx.clone(), &mut sources);
     }
     drop(obs_tx);
-    started(Running { http_addr });
+    started(Running {
+        http_addr,
+        push_addrs,
+    });
 
     let retention = config.journal.retention;
     let max_signals = config.journal.max_signals;
@@ -184,6 +214,9 @@ pub async fn run(
         }
     }
     sources.abort_all();
+    for hub in &step.hubs {
+        hub.shut_down();
+    }
     drop(latest_tx);
     // Let channels finish what is in the journal; they end when `latest` closes.
     let drain = async { while tasks.join_next().await.is_some() {} };
@@ -203,6 +236,8 @@ struct Step<'a> {
     journal: &'a Journal,
     metrics: &'a Metrics,
     latest: &'a watch::Sender<u64>,
+    /// Push channels see each step as it is recorded, state changes included.
+    hubs: Vec<Arc<Hub>>,
 }
 
 impl Step<'_> {
@@ -217,6 +252,9 @@ impl Step<'_> {
             self.metrics.signal(signal);
         }
         self.metrics.set_current(&engine.current());
+        for hub in &self.hubs {
+            hub.apply(&signals, &changes);
+        }
         if let Some(last) = signals.last() {
             self.latest.send_replace(last.seq);
         }

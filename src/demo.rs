@@ -125,8 +125,8 @@ impl Lab {
 type Seen = Arc<Mutex<Vec<Signal>>>;
 
 /// Runs the demo.
-pub async fn run(http: SocketAddr, once: bool, speed: f64) -> ExitCode {
-    match run_inner(http, once, speed).await {
+pub async fn run(http: SocketAddr, push: SocketAddr, once: bool, speed: f64) -> ExitCode {
+    match run_inner(http, push, once, speed).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dns-oops demo: {e}");
@@ -147,12 +147,30 @@ enum DemoError {
     NotStarted,
 }
 
-async fn run_inner(http: SocketAddr, once: bool, speed: f64) -> Result<(), DemoError> {
+async fn run_inner(
+    http: SocketAddr,
+    push: SocketAddr,
+    once: bool,
+    speed: f64,
+) -> Result<(), DemoError> {
     let dir = std::env::temp_dir().join(format!("dns-oops-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let pid_file = dir.join("lab.pid");
     let lab_addr = free_udp_tcp_port()?;
-    let config_text = demo_config(lab_addr, &pid_file, &dir.join("journal.sqlite"), http);
+    let (cert, key) =
+        crate::push::tls::ensure_self_signed(&dir, &["localhost", "127.0.0.1", "::1"])
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let config_text = demo_config(
+        lab_addr,
+        &pid_file,
+        &dir.join("journal.sqlite"),
+        http,
+        &PushFiles {
+            listen: push,
+            cert: &cert,
+            key: &key,
+        },
+    );
     let config_path = dir.join("dns-oops.toml");
     std::fs::write(&config_path, &config_text)?;
     let config = crate::config::parse(&config_text, &config_path)?;
@@ -189,10 +207,11 @@ async fn run_inner(http: SocketAddr, once: bool, speed: f64) -> Result<(), DemoE
             }
         },
         move |running| {
-            let _ = started_tx.send(running.http_addr);
+            let push = running.push_addrs.first().map(|(_, addr)| *addr);
+            let _ = started_tx.send(running.http_addr.zip(push));
         },
     ));
-    let Ok(Some(http_addr)) = started_rx.await else {
+    let Ok(Some((http_addr, push_addr))) = started_rx.await else {
         return match daemon.await {
             Ok(Err(e)) => Err(e.into()),
             _ => Err(DemoError::NotStarted),
@@ -200,6 +219,15 @@ async fn run_inner(http: SocketAddr, once: bool, speed: f64) -> Result<(), DemoE
     };
     let url = format!("http://{http_addr}");
     say!("  HTTP API       : {url}/ (dashboard), {url}/api/v1/conditions");
+    say!(
+        "  DNS Push (TLS) : {push_addr}, zone demo.oops.internal., self-signed certificate {}",
+        cert.display()
+    );
+    say!("  try, in another terminal:");
+    say!(
+        "    dns-oops subscribe zone-ready.lab.demo.oops.internal. TXT --server {push_addr} --ca {}",
+        cert.display()
+    );
     say!("");
 
     let seen: Seen = Arc::default();
@@ -348,7 +376,20 @@ fn free_udp_tcp_port() -> std::io::Result<SocketAddr> {
     ))
 }
 
-fn demo_config(lab: SocketAddr, pid_file: &Path, journal: &Path, http: SocketAddr) -> String {
+/// The demo's push channel: where it listens and its certificate.
+struct PushFiles<'a> {
+    listen: SocketAddr,
+    cert: &'a Path,
+    key: &'a Path,
+}
+
+fn demo_config(
+    lab: SocketAddr,
+    pid_file: &Path,
+    journal: &Path,
+    http: SocketAddr,
+    push: &PushFiles,
+) -> String {
     let zones: Vec<String> = ZONES.iter().map(|z| format!("\"{z}\"")).collect();
     format!(
         r#"# The demo's configuration, written by `dns-oops demo`.
@@ -377,7 +418,16 @@ fall = 1
 type = "process"
 server = "lab"
 pid-file = "{pid_file}"
+
+[[channel]]
+type = "push"
+listen = "{push_listen}"
+cert = "{cert}"
+key = "{key}"
 "#,
+        push_listen = push.listen,
+        cert = push.cert.display(),
+        key = push.key.display(),
         journal = journal.display(),
         pid_file = pid_file.display(),
         zones = zones.join(", "),
@@ -395,6 +445,11 @@ mod tests {
             Path::new("/tmp/x/lab.pid"),
             Path::new("/tmp/x/journal.sqlite"),
             "127.0.0.1:0".parse().unwrap(),
+            &PushFiles {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                cert: Path::new("/tmp/x/cert.pem"),
+                key: Path::new("/tmp/x/key.pem"),
+            },
         );
         let config = crate::config::parse(&text, Path::new("demo.toml")).unwrap();
         assert_eq!(config.node, "demo");

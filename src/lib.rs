@@ -12,8 +12,10 @@
 //! 7. [`channels`] — where signals go: log lines, commands.
 //! 8. [`http`] — the HTTP API, server-sent events, metrics, and the clients behind
 //!    `status` and `watch`.
-//! 9. [`daemon`] — wires it all together for `dns-oops run`.
-//! 10. [`check`], [`demo`], [`lab`] — the one-shot monitoring check, the self-contained demo,
+//! 9. [`push`] — the signals zone over DNS Push (RFC 8765) on TLS, and the `subscribe`
+//!    client; the protocol itself is the `dso` crate (`crates/dso`).
+//! 10. [`daemon`] — wires it all together for `dns-oops run`.
+//! 11. [`check`], [`demo`], [`lab`] — the one-shot monitoring check, the self-contained demo,
 //!     and the small authoritative server the demo and the tests run.
 
 pub mod channels;
@@ -27,5 +29,6 @@ pub mod engine;
 pub mod http;
 pub mod journal;
 pub mod lab;
+pub mod push;
 pub mod signal;
 pub mod sources;

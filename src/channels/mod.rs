@@ -44,6 +44,8 @@ pub enum ChannelError {
     },
     #[error("`{command}` did not finish within {timeout:?} and was killed")]
     Timeout { command: String, timeout: Duration },
+    #[error("channel `{0}` serves the current state and does not read the journal")]
+    NotJournal(String),
     #[error("`{command}` failed: {status}")]
     Failed { command: String, status: String },
 }
@@ -60,6 +62,7 @@ impl Channel {
         Ok(match config {
             ChannelConfig::Log(c) => Channel::Log(log::LogChannel::open(c).await?),
             ChannelConfig::Exec(c) => Channel::Exec(exec::ExecChannel::new(c)),
+            ChannelConfig::Push(c) => return Err(ChannelError::NotJournal(c.name.clone())),
         })
     }
 

@@ -36,6 +36,7 @@ const SOURCE_TYPES: &[Dispatch<SourceConfig>] = &[
 const CHANNEL_TYPES: &[Dispatch<ChannelFile>] = &[
     ("log", |v, e| deserialize(v, e).map(ChannelFile::Log)),
     ("exec", |v, e| deserialize(v, e).map(ChannelFile::Exec)),
+    ("push", |v, e| deserialize(v, e).map(ChannelFile::Push)),
 ];
 
 /// The whole file, deserialised but not yet validated.

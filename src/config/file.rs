@@ -88,6 +88,7 @@ pub(super) struct CheckFile {
 pub(super) enum ChannelFile {
     Log(LogChannelFile),
     Exec(ExecChannelFile),
+    Push(PushChannelFile),
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +118,40 @@ pub(super) struct ExecChannelFile {
     pub servers: Vec<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct PushChannelFile {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(deserialize_with = "address")]
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    #[serde(default)]
+    pub signals_zone: Option<Spanned<String>>,
+    #[serde(default)]
+    pub host: Option<Spanned<String>>,
+    #[serde(default = "defaults::push_ttl", deserialize_with = "duration")]
+    pub ttl: Duration,
+    #[serde(default = "defaults::push_queue")]
+    pub queue: usize,
+    #[serde(default = "defaults::push_max_sessions")]
+    pub max_sessions: usize,
+    #[serde(default = "defaults::push_keepalive", deserialize_with = "duration")]
+    pub keepalive: Duration,
+    #[serde(default)]
+    pub allow: Vec<PushAllowFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct PushAllowFile {
+    pub client: Spanned<String>,
+    pub names: Vec<Spanned<String>>,
+}
+
 pub(super) mod defaults {
     use std::time::Duration;
 
@@ -131,6 +166,18 @@ pub(super) mod defaults {
     }
     pub fn exec_timeout() -> Duration {
         Duration::from_secs(10)
+    }
+    pub fn push_ttl() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn push_queue() -> usize {
+        1024
+    }
+    pub fn push_max_sessions() -> usize {
+        100_000
+    }
+    pub fn push_keepalive() -> Duration {
+        Duration::from_secs(3600)
     }
     pub fn retention() -> Duration {
         Duration::from_secs(30 * 86400)

@@ -168,6 +168,7 @@ impl NotifyInConfig {
 pub enum ChannelConfig {
     Log(LogChannelConfig),
     Exec(ExecChannelConfig),
+    Push(PushChannelConfig),
 }
 
 impl ChannelConfig {
@@ -177,14 +178,20 @@ impl ChannelConfig {
         match self {
             ChannelConfig::Log(c) => &c.name,
             ChannelConfig::Exec(c) => &c.name,
+            ChannelConfig::Push(c) => &c.name,
         }
     }
 
-    /// Which signals it carries.
+    /// Which signals it carries (a push channel serves them all).
     pub fn filter(&self) -> &SignalFilter {
+        static ALL: SignalFilter = SignalFilter {
+            conditions: Vec::new(),
+            servers: Vec::new(),
+        };
         match self {
             ChannelConfig::Log(c) => &c.filter,
             ChannelConfig::Exec(c) => &c.filter,
+            ChannelConfig::Push(_) => &ALL,
         }
     }
 }
@@ -209,6 +216,62 @@ pub struct ExecChannelConfig {
     pub timeout: Duration,
     pub filter: SignalFilter,
 }
+
+/// `type = "push"`: the signals zone over DNS Push (RFC 8765) and plain DNS, on TLS.
+#[derive(Debug, Clone)]
+pub struct PushChannelConfig {
+    /// Default `push`.
+    pub name: String,
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// When set, clients must present a certificate issued by this CA.
+    pub client_ca: Option<PathBuf>,
+    /// Lowercase with a trailing dot; default `oops.internal.`. The zone served is
+    /// `<node>.<signals-zone>`.
+    pub signals_zone: String,
+    /// The SRV target and NS host; default `push.<node>.<signals-zone>`.
+    pub host: Option<String>,
+    /// TTL of the records.
+    pub ttl: Duration,
+    /// Updates a session may fall behind before it is sent Retry Delay and dropped.
+    pub queue: usize,
+    /// Sessions beyond this are refused with SERVFAIL and a Retry Delay.
+    pub max_sessions: usize,
+    /// Largest keepalive interval granted.
+    pub keepalive: Duration,
+    /// Per-client name ACL (only with `client-ca`); empty: every client sees everything.
+    pub allow: Vec<PushAllow>,
+}
+
+/// One `[[channel.allow]]`: a client identity and the names it may query and subscribe to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushAllow {
+    /// A DNS name (or IP address) the client's certificate must be valid for.
+    pub client: String,
+    /// Lowercase absolute names; a leading `*.` matches any name below the rest.
+    pub names: Vec<String>,
+}
+
+impl PushAllow {
+    /// Whether `name` (lowercase, absolute) is one of this rule's names.
+    pub fn covers(&self, name: &str) -> bool {
+        self.names
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(".") => true,
+                Some(parent) => {
+                    name.len() > parent.len()
+                        && name.ends_with(parent)
+                        && name.as_bytes()[name.len() - parent.len() - 1] == b'.'
+                }
+                None => pattern == name,
+            })
+    }
+}
+
+/// The default signals zone (design.md §3).
+pub const DEFAULT_SIGNALS_ZONE: &str = "oops.internal.";
 
 /// Which signals a channel carries (`conditions = [...]`, `servers = [...]` in the
 /// channel's table); an empty list means all.

@@ -18,8 +18,8 @@ use toml::Spanned;
 use super::Errors;
 use super::document::{Document, Entry};
 use super::file::{
-    ChannelFile, CheckFile, HttpFile, ServerFile, check_label, hostname, normalize_zone,
-    parse_address,
+    ChannelFile, CheckFile, HttpFile, PushChannelFile, ServerFile, check_label, hostname,
+    normalize_zone, parse_address,
 };
 use super::model::*;
 use super::notify_in;
@@ -320,6 +320,10 @@ fn validate_channels(
                     "the default name of the n-th exec channel",
                 )
             }
+            ChannelFile::Push(file) => (
+                ChannelConfig::Push(validate_push(file, &at, errors)),
+                "the default name of a push channel",
+            ),
         };
         let name = channel.name();
         let name_span = at.value_span("name");
@@ -351,6 +355,91 @@ fn validate_channels(
         out.push(channel);
     }
     out
+}
+
+fn validate_push(
+    file: PushChannelFile,
+    at: &super::document::Positions,
+    errors: &mut Errors,
+) -> PushChannelConfig {
+    let mut zone_name = |written: &Option<Spanned<String>>, what: &str| {
+        written
+            .as_ref()
+            .and_then(|w| match normalize_zone(w.get_ref()) {
+                Ok(name) if name != "." => Some(name),
+                Ok(_) => {
+                    errors.at(w.span(), format!("`{what}` cannot be the root"));
+                    None
+                }
+                Err(e) => {
+                    errors.at(w.span(), e);
+                    None
+                }
+            })
+    };
+    let signals_zone = zone_name(&file.signals_zone, "signals-zone")
+        .unwrap_or_else(|| DEFAULT_SIGNALS_ZONE.into());
+    let host = zone_name(&file.host, "host");
+    for (key, value) in [("queue", file.queue), ("max-sessions", file.max_sessions)] {
+        if value == 0 {
+            errors.at(at.value_span(key), format!("`{key}` must be at least 1"));
+        }
+    }
+    if file.keepalive < std::time::Duration::from_secs(10) {
+        errors.at(
+            at.value_span("keepalive"),
+            "`keepalive` must be at least 10s (RFC 8490 §6.5.2)".into(),
+        );
+    }
+    if !file.allow.is_empty() && file.client_ca.is_none() {
+        errors.at(
+            at.value_span("allow"),
+            "`allow` needs `client-ca`: without client certificates there is no client to match"
+                .into(),
+        );
+    }
+    let mut allow = Vec::new();
+    for rule in file.allow {
+        let client = rule
+            .client
+            .get_ref()
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if client.is_empty() {
+            errors.at(rule.client.span(), "`client` cannot be empty".into());
+        }
+        let mut names = Vec::new();
+        for written in &rule.names {
+            let text = written.get_ref();
+            let (wild, rest) = match text.strip_prefix("*.") {
+                Some(rest) => (true, rest),
+                None if text == "*" => (true, "."),
+                None => (false, text.as_str()),
+            };
+            match normalize_zone(rest) {
+                Ok(name) if wild && name == "." => names.push("*.".to_string()),
+                Ok(name) if wild => names.push(format!("*.{name}")),
+                Ok(name) => names.push(name),
+                Err(e) => errors.at(written.span(), e),
+            }
+        }
+        allow.push(PushAllow { client, names });
+    }
+    PushChannelConfig {
+        name: file.name.unwrap_or_else(|| "push".into()),
+        listen: file.listen,
+        cert: file.cert,
+        key: file.key,
+        client_ca: file.client_ca,
+        signals_zone,
+        host,
+        ttl: file.ttl,
+        queue: file.queue,
+        max_sessions: file.max_sessions,
+        keepalive: file.keepalive,
+        allow,
+    }
 }
 
 /// The condition ids of a channel filter.

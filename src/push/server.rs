@@ -1,0 +1,619 @@
+//! The push channel's server: one TLS listener, one task per session, one [`Hub`] that
+//! every engine step goes through.
+//!
+//! ```text
+//! engine step ──Hub::apply──▶ SignalsZone (write lock) ──broadcast(Arc<changes>)──▶ sessions
+//!                                                                      │
+//! client ──TLS──▶ frames ──▶ dso::ServerSession ──actions──▶ frames ──TLS──▶ client
+//! ```
+//!
+//! * The hub never waits for a session: changes go into a broadcast ring of `queue`
+//!   entries. A session that falls further behind than that (its client does not read)
+//!   is sent Retry Delay and dropped; a write that cannot finish within a few seconds
+//!   aborts the session. Others are not slowed.
+//! * A SUBSCRIBE is answered under the zone's read lock, after the session has caught up
+//!   with every change already broadcast, so the initial answer and the following PUSH
+//!   messages fit together without gaps or repeats.
+//! * Ordinary DNS queries on the same connection are answered from the zone.
+//! * Fatal protocol errors abort only their session, with a TCP RST (RFC 8490 §5.3).
+//! * On shutdown every session is sent Retry Delay (RFC 8490 §6.6.1).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use dso::{Action, Event, PushChange, Rcode, ServerConfig, ServerSession, Subscribe};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name};
+use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use super::tls::{ServerTls, certificate_names_match};
+use super::zone::{PUSH_SERVICE, SignalsZone};
+use crate::config::PushAllow;
+use crate::signal::{Signal, StateChange};
+
+/// How long a client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one write may take before the session is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the Retry Delay to a lagging session may take to write.
+const LAGGING_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Retry Delay for a session dropped because it fell behind.
+const LAGGING_RETRY: Duration = Duration::from_secs(10);
+/// Retry Delay sent to every session when the daemon stops.
+const SHUTDOWN_RETRY: Duration = Duration::from_secs(5);
+/// Retry Delay with a refused SUBSCRIBE (RFC 8765 §6.2.2 recommends five minutes).
+const REFUSED_RETRY: Duration = Duration::from_secs(300);
+/// The kernel send buffer of a session's socket.
+const SEND_BUFFER: usize = 64 * 1024;
+/// At most this many changes are joined into one push of a session.
+const COALESCE_CHANGES: usize = 4096;
+/// Largest DNS message on a stream.
+const MAX_FRAME: usize = 2 + u16::MAX as usize;
+
+/// What changes flow to the sessions: the PUSH changes of one engine step.
+type Update = Arc<Vec<PushChange>>;
+
+/// Shared by the engine side and every session of one push channel.
+pub struct Hub {
+    zone: RwLock<SignalsZone>,
+    updates: broadcast::Sender<Update>,
+    shutdown: watch::Sender<bool>,
+    sessions: AtomicUsize,
+}
+
+impl Hub {
+    pub fn new(zone: SignalsZone, queue: usize) -> Arc<Hub> {
+        let (updates, _) = broadcast::channel(queue.max(1));
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Hub {
+            zone: RwLock::new(zone),
+            updates,
+            shutdown,
+            sessions: AtomicUsize::new(0),
+        })
+    }
+
+    /// Applies one engine step to the zone and tells the sessions. Never waits for them.
+    pub fn apply(&self, signals: &[Signal], changes: &[StateChange]) {
+        let mut zone = self.zone.write().unwrap_or_else(|p| p.into_inner());
+        let push = zone.apply(signals, changes);
+        if !push.is_empty() {
+            // No receiver means no subscriber: nothing to do.
+            let _ = self.updates.send(Arc::new(push));
+        }
+    }
+
+    /// Asks every session to go away (Retry Delay) and the listener to stop.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Sessions open now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    fn read_zone(&self) -> std::sync::RwLockReadGuard<'_, SignalsZone> {
+        self.zone.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Settings of the sessions of one listener.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub channel: String,
+    pub dso: ServerConfig,
+    pub max_sessions: usize,
+    /// Empty: no ACL.
+    pub allow: Vec<PushAllow>,
+}
+
+/// Accepts connections until the hub is shut down.
+pub async fn serve(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    tls: Arc<ServerTls>,
+    settings: Arc<SessionSettings>,
+) {
+    let mut shutdown = hub.shutdown.subscribe();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut refused_logged = Instant::now() - Duration::from_secs(60);
+    loop {
+        let hangup_received = async {
+            match hangup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            Some(()) = hangup_received => match tls.reload() {
+                Ok(()) => tracing::info!(
+                    channel = settings.channel,
+                    "SIGHUP: reloaded {} and {}",
+                    tls.files().cert.display(),
+                    tls.files().key.display()
+                ),
+                Err(e) => tracing::error!(
+                    channel = settings.channel,
+                    "SIGHUP: {e}; the previous certificate stays in use"
+                ),
+            },
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(channel = settings.channel, "accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if hub.sessions() >= settings.max_sessions {
+                    if refused_logged.elapsed() > Duration::from_secs(10) {
+                        tracing::warn!(
+                            channel = settings.channel,
+                            "{} sessions open (max-sessions): refusing new connections",
+                            hub.sessions()
+                        );
+                        refused_logged = Instant::now();
+                    }
+                    drop(stream);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                // A stalled subscriber holds at most this much in the kernel; beyond it its
+                // writes wait, it falls behind and is dropped.
+                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+                let acceptor = TlsAcceptor::from(tls.current());
+                let (hub, settings) = (hub.clone(), settings.clone());
+                tokio::spawn(async move {
+                    hub.sessions.fetch_add(1, Ordering::Relaxed);
+                    run_session(stream, peer, acceptor, &hub, &settings).await;
+                    hub.sessions.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+        }
+    }
+}
+
+/// How a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Keep going.
+    Open,
+    /// close_notify and FIN.
+    Close,
+    /// RST.
+    Abort,
+}
+
+async fn run_session(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    hub: &Hub,
+    settings: &SessionSettings,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(channel = settings.channel, %peer, "TLS handshake: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(channel = settings.channel, %peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let identity = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first().cloned());
+    let access = Access::new(&settings.allow, identity.as_ref());
+    let (reader, writer) = tokio::io::split(tls);
+    let mut session = Session {
+        hub,
+        settings,
+        peer,
+        access,
+        dso: ServerSession::new(settings.dso, Instant::now()),
+        updates: None,
+        out: Vec::new(),
+        fatal: None,
+    };
+    let ending = session.run(reader, writer).await;
+    tracing::debug!(channel = settings.channel, %peer, ?ending, "session ended");
+}
+
+/// What a client may see.
+enum Access {
+    Everything,
+    /// The names of every `allow` rule its certificate matches.
+    Only(Vec<PushAllow>),
+}
+
+impl Access {
+    fn new(rules: &[PushAllow], identity: Option<&CertificateDer<'_>>) -> Access {
+        if rules.is_empty() {
+            return Access::Everything;
+        }
+        let matching = identity
+            .map(|cert| {
+                rules
+                    .iter()
+                    .filter(|rule| certificate_names_match(cert, &rule.client))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Access::Only(matching)
+    }
+
+    /// Whether the client may read `name`. The zone's infrastructure (apex, the service
+    /// name and the host) is open to every client that passed TLS.
+    fn allows(&self, name: &Name, zone: &SignalsZone) -> bool {
+        match self {
+            Access::Everything => true,
+            Access::Only(rules) => {
+                let name = name.to_lowercase();
+                if is_infrastructure(&name, zone) {
+                    return true;
+                }
+                let text = name.to_ascii();
+                rules.iter().any(|rule| rule.covers(&text))
+            }
+        }
+    }
+}
+
+fn is_infrastructure(name: &Name, zone: &SignalsZone) -> bool {
+    let apex = zone.apex();
+    if name == apex {
+        return true;
+    }
+    let service = Name::from_ascii(PUSH_SERVICE)
+        .ok()
+        .and_then(|s| s.append_domain(apex).ok());
+    service.is_some_and(|s| name.zone_of(&s))
+}
+
+struct Session<'a> {
+    hub: &'a Hub,
+    settings: &'a SessionSettings,
+    peer: SocketAddr,
+    access: Access,
+    dso: ServerSession,
+    /// Subscribed to the hub's changes since the first accepted SUBSCRIBE.
+    updates: Option<broadcast::Receiver<Update>>,
+    /// Framed messages waiting to be written.
+    out: Vec<u8>,
+    /// A fatal error found outside the session machine (in a non-DSO message).
+    fatal: Option<&'static str>,
+}
+
+type Reader = ReadHalf<TlsStream<TcpStream>>;
+type Writer = WriteHalf<TlsStream<TcpStream>>;
+
+impl Session<'_> {
+    async fn run(&mut self, mut reader: Reader, mut writer: Writer) -> Ending {
+        let mut input = BytesMut::with_capacity(512);
+        let mut shutdown = self.hub.shutdown.subscribe();
+        let mut shutting_down = false;
+        let mut write_timeout = WRITE_TIMEOUT;
+        let ending = loop {
+            let deadline = self.dso.next_deadline();
+            let timer = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let update = async {
+                match self.updates.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut actions = VecDeque::new();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed(), if !shutting_down => {
+                    shutting_down = true;
+                    let now = Instant::now();
+                    match self.dso.retry_delay(SHUTDOWN_RETRY, Rcode::NOERROR, now) {
+                        Ok(sent) => actions.extend(sent),
+                        Err(_) => actions.push_back(Action::Close),
+                    }
+                }
+                read = reader.read_buf(&mut input) => match read {
+                    Ok(0) | Err(_) => break Ending::Close,
+                    Ok(_) => match self.frames(&mut input) {
+                        Ok(received) => actions.extend(received),
+                        Err(()) => break Ending::Abort,
+                    },
+                },
+                update = update => match update.and_then(|first| self.coalesce(first)) {
+                    Ok(changes) => {
+                        if let Ok(sent) = self.dso.push(&changes, Instant::now()) {
+                            actions.extend(sent);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            channel = self.settings.channel,
+                            peer = %self.peer,
+                            "subscriber fell {missed} updates behind (queue): sending Retry Delay and dropping it"
+                        );
+                        self.updates = None;
+                        write_timeout = LAGGING_WRITE_TIMEOUT;
+                        match self.dso.retry_delay(LAGGING_RETRY, Rcode::SERVFAIL, Instant::now()) {
+                            Ok(sent) => actions.extend(sent),
+                            Err(_) => actions.push_back(Action::Abort(dso::AbortReason::NoFreeMessageId)),
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => self.updates = None,
+                },
+                () = timer => actions.extend(self.dso.poll(Instant::now())),
+            }
+            let ending = self.carry_out(actions);
+            if !self.out.is_empty() {
+                let write = async {
+                    writer.write_all(&self.out).await?;
+                    writer.flush().await
+                };
+                match tokio::time::timeout(write_timeout, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break Ending::Abort,
+                    Err(_) => {
+                        tracing::info!(
+                            channel = self.settings.channel,
+                            peer = %self.peer,
+                            "client did not read for {write_timeout:?}: aborting the session"
+                        );
+                        break Ending::Abort;
+                    }
+                }
+                self.out.clear();
+                if self.out.capacity() > 64 * 1024 {
+                    self.out = Vec::new();
+                }
+            }
+            if input.is_empty() && input.capacity() > 4096 {
+                input = BytesMut::with_capacity(512);
+            }
+            if ending != Ending::Open {
+                break ending;
+            }
+        };
+        let mut stream = reader.unsplit(writer);
+        match ending {
+            Ending::Abort => {
+                let _ = stream.get_ref().0.set_zero_linger();
+            }
+            Ending::Close | Ending::Open => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+            }
+        }
+        ending
+    }
+
+    /// Joins the updates that are already waiting to `first`, so that a burst of engine
+    /// steps becomes a few PUSH messages and one write.
+    fn coalesce(&mut self, first: Update) -> Result<Update, broadcast::error::RecvError> {
+        let Some(rx) = self.updates.as_mut() else {
+            return Ok(first);
+        };
+        let mut joined: Option<Vec<PushChange>> = None;
+        while joined.as_ref().map_or(first.len(), Vec::len) < COALESCE_CHANGES {
+            match rx.try_recv() {
+                Ok(next) => joined
+                    .get_or_insert_with(|| first.as_ref().clone())
+                    .extend(next.iter().cloned()),
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                    return Err(broadcast::error::RecvError::Lagged(missed));
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(joined.map(Arc::new).unwrap_or(first))
+    }
+
+    /// Takes every complete message out of `input` and hands it to the session machine.
+    fn frames(&mut self, input: &mut BytesMut) -> Result<VecDeque<Action>, ()> {
+        let mut actions = VecDeque::new();
+        while input.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([input[0], input[1]]));
+            if input.len() < 2 + len {
+                input.reserve(2 + len - input.len());
+                break;
+            }
+            input.advance(2);
+            let message = input.split_to(len);
+            actions.extend(self.dso.receive(&message, Instant::now()));
+            if self.dso.is_closed() {
+                break;
+            }
+        }
+        debug_assert!(input.capacity() <= MAX_FRAME.max(4096) * 2);
+        Ok(actions)
+    }
+
+    /// Carries out the session machine's actions, answering what it delivers.
+    fn carry_out(&mut self, mut actions: VecDeque<Action>) -> Ending {
+        let mut ending = Ending::Open;
+        while let Some(action) = actions.pop_front() {
+            match action {
+                Action::Send(message) => self.queue(&message),
+                Action::Deliver(event) => {
+                    actions.extend(self.handle(event));
+                    if let Some(reason) = self.fatal {
+                        tracing::debug!(
+                            channel = self.settings.channel,
+                            peer = %self.peer,
+                            "aborting session: {reason}"
+                        );
+                        self.out.clear();
+                        return Ending::Abort;
+                    }
+                }
+                Action::Close => ending = Ending::Close,
+                Action::Abort(reason) => {
+                    tracing::debug!(
+                        channel = self.settings.channel,
+                        peer = %self.peer,
+                        "aborting session: {reason}"
+                    );
+                    // Nothing more is written to an aborted session.
+                    self.out.clear();
+                    return Ending::Abort;
+                }
+            }
+        }
+        ending
+    }
+
+    fn queue(&mut self, message: &[u8]) {
+        let len = u16::try_from(message.len()).unwrap_or(u16::MAX);
+        self.out.extend_from_slice(&len.to_be_bytes());
+        self.out
+            .extend_from_slice(&message[..usize::from(len).min(message.len())]);
+    }
+
+    fn handle(&mut self, event: Event) -> Vec<Action> {
+        let now = Instant::now();
+        match event {
+            Event::SubscribeRequest { id, subscribe } => self.subscribe(id, subscribe, now),
+            Event::NonDso(query) => {
+                if self.dso.is_established() && has_tcp_keepalive_option(&query) {
+                    self.fatal =
+                        Some("edns-tcp-keepalive option on a DSO session (RFC 8490 §7.1.2)");
+                    return Vec::new();
+                }
+                self.dso.note_activity(now);
+                self.answer(&query)
+                    .map(|bytes| vec![Action::Send(bytes)])
+                    .unwrap_or_default()
+            }
+            Event::Reconfirm(record) => {
+                // Our records are authoritative: nothing to re-check.
+                tracing::debug!(
+                    channel = self.settings.channel,
+                    peer = %self.peer,
+                    "RECONFIRM of {} ignored",
+                    record.name
+                );
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn subscribe(&mut self, id: u16, subscribe: Subscribe, now: Instant) -> Vec<Action> {
+        let hub = self.hub;
+        let zone = hub.read_zone();
+        let refusal = if !zone.contains(&subscribe.name)
+            || !matches!(subscribe.class, DNSClass::IN | DNSClass::ANY)
+        {
+            Some(Rcode::NOTAUTH)
+        } else if !self.access.allows(&subscribe.name, &zone) {
+            Some(Rcode::REFUSED)
+        } else {
+            None
+        };
+        if let Some(rcode) = refusal {
+            tracing::debug!(
+                channel = self.settings.channel,
+                peer = %self.peer,
+                "SUBSCRIBE {} {} refused: {rcode:?}",
+                subscribe.name,
+                subscribe.rtype
+            );
+            return self
+                .dso
+                .reject_subscribe(id, rcode, Some(REFUSED_RETRY), now)
+                .unwrap_or_default();
+        }
+        let mut actions = Vec::new();
+        // Catch up with what was broadcast before this point, so the snapshot below is
+        // followed by exactly the changes made after it.
+        match self.updates.as_mut() {
+            Some(rx) => loop {
+                match rx.try_recv() {
+                    Ok(changes) => actions.extend(self.dso.push(&changes, now).unwrap_or_default()),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                        self.updates = None;
+                        return self
+                            .dso
+                            .retry_delay(LAGGING_RETRY, Rcode::SERVFAIL, now)
+                            .unwrap_or_default();
+                    }
+                    Err(_) => break,
+                }
+            },
+            None => self.updates = Some(hub.updates.subscribe()),
+        }
+        let snapshot = zone.snapshot(&subscribe);
+        drop(zone);
+        match self.dso.accept_subscribe(id, now) {
+            Ok(sent) => actions.extend(sent),
+            Err(_) => return actions,
+        }
+        if !snapshot.is_empty() {
+            actions.extend(self.dso.push(&snapshot, now).unwrap_or_default());
+        }
+        actions
+    }
+
+    /// Answers an ordinary DNS message from the zone.
+    fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+        let query = match Message::from_vec(query) {
+            Ok(q) => q,
+            Err(_) => return format_error(query),
+        };
+        let zone = self.hub.read_zone();
+        let mut response = zone.answer(&query)?;
+        let denied = query
+            .queries
+            .first()
+            .is_some_and(|q| zone.contains(&q.name) && !self.access.allows(&q.name, &zone));
+        if denied {
+            response.answers.clear();
+            response.authorities.clear();
+            response.metadata.authoritative = false;
+            response.metadata.response_code = ResponseCode::Refused;
+        }
+        response.to_vec().ok()
+    }
+}
+
+/// Whether a DNS message carries the edns-tcp-keepalive EDNS(0) option (RFC 7828).
+fn has_tcp_keepalive_option(message: &[u8]) -> bool {
+    Message::from_vec(message).is_ok_and(|m| {
+        m.edns.as_ref().is_some_and(|edns| {
+            edns.option(hickory_proto::rr::rdata::opt::EdnsCode::Keepalive)
+                .is_some()
+        })
+    })
+}
+
+/// FORMERR for a query that does not parse but has a readable header.
+fn format_error(message: &[u8]) -> Option<Vec<u8>> {
+    if message.len() < 12 || message[2] & 0x80 != 0 {
+        return None;
+    }
+    let id = u16::from_be_bytes([message[0], message[1]]);
+    let op_code = hickory_proto::op::OpCode::from_u8((message[2] >> 3) & 0x0f);
+    Message::error_msg(id, op_code, ResponseCode::FormErr)
+        .to_vec()
+        .ok()
+}
