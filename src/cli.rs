@@ -78,13 +78,34 @@ enum Command {
         json: bool,
     },
     /// Stream signals from a running daemon as JSON lines, reconnecting when it restarts.
+    ///
+    /// With --push HOST:PORT, follows the node's signals zone over DNS Push (TLS) instead:
+    /// the conditions of --servers as they become met or cleared, and events.
     Watch {
         /// Base URL of the daemon's HTTP API.
         #[arg(long, env = "DNS_OOPS_URL", default_value = DEFAULT_URL)]
         url: String,
         /// Start after this signal number (default: only new signals).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "push")]
         after: Option<u64>,
+        /// Use the daemon's DNS Push channel at HOST:PORT instead of its HTTP API.
+        #[arg(long, value_name = "HOST:PORT", requires_all = ["zone", "servers"])]
+        push: Option<String>,
+        /// With --push: the node's signals zone, e.g. ams1.oops.internal.
+        #[arg(long, requires = "push")]
+        zone: Option<String>,
+        /// With --push: the DNS servers whose conditions to follow.
+        #[arg(long, value_delimiter = ',', requires = "push")]
+        servers: Vec<String>,
+        /// With --push: trust only this CA (PEM); default: the system's roots.
+        #[arg(long, value_name = "FILE", requires = "push")]
+        ca: Option<PathBuf>,
+        /// With --push: accept any server certificate.
+        #[arg(long, requires = "push", conflicts_with = "ca")]
+        insecure: bool,
+        /// With --push: the name to check the certificate against.
+        #[arg(long, value_name = "NAME", requires = "push")]
+        tls_name: Option<String>,
     },
     /// Subscribe to a name with DNS Push (RFC 8765) and print every change as it happens:
     /// any RFC 8765 server, found through the DNS (SOA, then _dns-push-tls._tcp SRV) or
@@ -155,7 +176,33 @@ async fn dispatch(command: Command) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Watch { url, after } => {
+        Command::Watch {
+            push: Some(push),
+            zone,
+            servers,
+            ca,
+            insecure,
+            tls_name,
+            ..
+        } => {
+            let options = crate::push::tls::ClientTlsOptions {
+                ca,
+                insecure,
+                identity: None,
+            };
+            match crate::push::tls::client_config(&options) {
+                Ok(tls) => {
+                    let connection = crate::push::client::Connection { tls, tls_name };
+                    let zone = zone.unwrap_or_default();
+                    crate::push::client::watch(&push, &zone, &servers, connection).await
+                }
+                Err(e) => {
+                    eprintln!("dns-oops watch: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
+        Command::Watch { url, after, .. } => {
             let print =
                 |signal: &crate::signal::Signal| emit(&format!("{}\n", signal.to_json_line()));
             match crate::http::client::watch(&url, after, print).await {

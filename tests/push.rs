@@ -106,9 +106,15 @@ struct Subscriber {
 
 impl Subscriber {
     fn start(name: &str, port: u16, args: &[&str]) -> Subscriber {
+        let server = format!("127.0.0.1:{port}");
+        let mut all = vec!["subscribe", name, "TXT", "--json", "--server", &server];
+        all.extend_from_slice(args);
+        Subscriber::run(&all)
+    }
+
+    /// `dns-oops <args>`, whose stdout is JSON lines.
+    fn run(args: &[&str]) -> Subscriber {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
-            .args(["subscribe", name, "TXT", "--json", "--server"])
-            .arg(format!("127.0.0.1:{port}"))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -217,6 +223,19 @@ type = "log"
         &["--ca", ca.to_str().unwrap()],
     );
     subscriber.wait_for("subscribed", WAIT, |v| v["op"] == "subscribed");
+    // `watch` over DNS Push reads the same zone back as signals.
+    let push = format!("127.0.0.1:{push_port}");
+    let mut watch = Subscriber::run(&[
+        "watch",
+        "--push",
+        &push,
+        "--zone",
+        "it.oops.internal.",
+        "--servers",
+        "knot",
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
 
     knot.start();
     daemon.wait_for("zone-ready a.test. met", WAIT, |s| {
@@ -236,10 +255,22 @@ type = "log"
         "the record carries the serial: {added}"
     );
 
+    let ready = watch.wait_for("watch: zone-ready met", WAIT, |v| {
+        v["condition"] == "zone-ready" && v["state"] == "met"
+    });
+    assert_eq!(ready["subject"], "a.test.");
+    assert_eq!(ready["args"]["serial"], 1);
+
     knot.kill9();
     daemon.wait_for("server-crashed", WAIT, |s| s.condition == ServerCrashed);
     subscriber.wait_for("remove of a.test.", WAIT, |v| {
         is_change(v, "remove", "subject=a.test.")
+    });
+    watch.wait_for("watch: server-crashed met", WAIT, |v| {
+        v["condition"] == "server-crashed" && v["state"] == "met"
+    });
+    watch.wait_for("watch: zone-ready cleared", WAIT, |v| {
+        v["condition"] == "zone-ready" && v["state"] == "cleared"
     });
 }
 

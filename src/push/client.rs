@@ -71,9 +71,9 @@ pub struct SubscribeArgs {
 
 /// Where a session goes.
 #[derive(Debug, Clone)]
-struct Target {
-    host: String,
-    addr: SocketAddr,
+pub struct Target {
+    pub host: String,
+    pub addr: SocketAddr,
 }
 
 /// Why one connection ended.
@@ -109,24 +109,61 @@ pub async fn run(args: &SubscribeArgs) -> ExitCode {
         Err(e) => return usage(&e.to_string()),
     };
     let mut printer = Printer {
+        name: name.clone(),
+        rtype,
         json: args.json,
         remaining: args.count,
         subscribed_before: false,
     };
+    let connection = Connection {
+        tls,
+        tls_name: args.tls_name.clone(),
+    };
+    let wanted = [(name.clone(), rtype)];
+    follow(|| targets(args, &name), &wanted, &connection, &mut printer).await
+}
+
+/// How to reach servers: the TLS client configuration and the name to check.
+pub struct Connection {
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Checked against the certificate instead of the host connected to.
+    pub tls_name: Option<String>,
+}
+
+/// What a session reports to.
+pub trait Sink {
+    /// Every subscription of the session was accepted.
+    fn subscribed(&mut self, target_host: &str, target: SocketAddr);
+    /// Whether a subscription succeeded on an earlier connection.
+    fn subscribed_before(&self) -> bool;
+    /// The changes of one PUSH message; false to stop.
+    fn changes(&mut self, changes: &[PushChange]) -> bool;
+}
+
+/// Keeps subscriptions to `wanted` alive: connects to the first target that works,
+/// reconnects with backoff (or after the server's Retry Delay) when a session ends, and
+/// says so on stderr. Returns only to exit.
+pub async fn follow<F, Fut>(
+    mut targets: F,
+    wanted: &[(Name, RecordType)],
+    connection: &Connection,
+    sink: &mut dyn Sink,
+) -> ExitCode
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Vec<Target>, String>>,
+{
     let mut backoff = Duration::from_secs(1);
     let mut first = true;
     loop {
-        let targets = match targets(args, &name).await {
+        let targets = match targets().await {
             Ok(t) => t,
             Err(e) if first => {
-                eprintln!("dns-oops subscribe: {e}");
+                eprintln!("dns-oops: {e}");
                 return ExitCode::from(1);
             }
             Err(e) => {
-                eprintln!(
-                    "dns-oops subscribe: {e}; trying again in {}s",
-                    backoff.as_secs()
-                );
+                eprintln!("dns-oops: {e}; trying again in {}s", backoff.as_secs());
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
                 continue;
@@ -136,7 +173,7 @@ pub async fn run(args: &SubscribeArgs) -> ExitCode {
         let mut delay = None;
         for target in &targets {
             let started = Instant::now();
-            match session(target, &name, rtype, &tls, args, &mut printer).await {
+            match session(target, wanted, connection, sink).await {
                 Ended::Exit(code) => return code,
                 Ended::Retry { delay: d, why } => {
                     if started.elapsed() > Duration::from_secs(30) {
@@ -153,7 +190,7 @@ pub async fn run(args: &SubscribeArgs) -> ExitCode {
         first = false;
         let wait = delay.unwrap_or(backoff).max(Duration::from_millis(100));
         eprintln!(
-            "dns-oops subscribe: {last_why}; reconnecting in {}",
+            "dns-oops: {last_why}; reconnecting in {}",
             humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
         );
         tokio::time::sleep(wait).await;
@@ -171,11 +208,9 @@ fn usage(message: &str) -> ExitCode {
 /// One connection: connect, subscribe, print, until it ends.
 async fn session(
     target: &Target,
-    name: &Name,
-    rtype: RecordType,
-    tls: &Arc<rustls::ClientConfig>,
-    args: &SubscribeArgs,
-    printer: &mut Printer,
+    wanted: &[(Name, RecordType)],
+    connection: &Connection,
+    sink: &mut dyn Sink,
 ) -> Ended {
     let retry = |why: String| Ended::Retry { delay: None, why };
     let tcp = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(target.addr))
@@ -186,7 +221,10 @@ async fn session(
         Err(_) => return retry("connection timed out".into()),
     };
     let _ = tcp.set_nodelay(true);
-    let tls_name = args.tls_name.clone().unwrap_or_else(|| target.host.clone());
+    let tls_name = connection
+        .tls_name
+        .clone()
+        .unwrap_or_else(|| target.host.clone());
     let server_name = match ServerName::try_from(tls_name.trim_end_matches('.').to_string()) {
         Ok(n) => n,
         Err(e) => {
@@ -195,7 +233,7 @@ async fn session(
             )));
         }
     };
-    let connector = TlsConnector::from(tls.clone());
+    let connector = TlsConnector::from(connection.tls.clone());
     let mut stream =
         match tokio::time::timeout(Duration::from_secs(10), connector.connect(server_name, tcp))
             .await
@@ -206,12 +244,20 @@ async fn session(
         };
     let now = Instant::now();
     let mut dso = ClientSession::new(ClientConfig::default(), now);
-    let (id, actions) = match dso.subscribe(name.clone(), rtype, DNSClass::IN, now) {
-        Ok(x) => x,
-        Err(e) => return Ended::Exit(usage(&e.to_string())),
-    };
+    let mut ids = Vec::new();
+    let mut actions = Vec::new();
+    for (name, rtype) in wanted {
+        match dso.subscribe(name.clone(), *rtype, DNSClass::IN, now) {
+            Ok((id, sent)) => {
+                ids.push(id);
+                actions.extend(sent);
+            }
+            Err(e) => return Ended::Exit(usage(&e.to_string())),
+        }
+    }
+    let mut pending = ids.clone();
     let mut out = Vec::new();
-    let mut ending = carry_out(actions, &mut out, printer, id, name, rtype, target);
+    let mut ending = carry_out(actions, &mut out, sink, &mut pending, target);
     let mut input = BytesMut::with_capacity(4096);
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
@@ -267,21 +313,20 @@ async fn session(
             },
             () = timer => dso.poll(Instant::now()),
         };
-        ending = carry_out(actions, &mut out, printer, id, name, rtype, target);
+        ending = carry_out(actions, &mut out, sink, &mut pending, target);
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Carries out the session machine's actions; `pending` holds the MESSAGE IDs of the
+/// subscriptions not yet accepted.
 fn carry_out(
     actions: Vec<Action>,
     out: &mut Vec<u8>,
-    printer: &mut Printer,
-    id: u16,
-    name: &Name,
-    rtype: RecordType,
+    sink: &mut dyn Sink,
+    pending: &mut Vec<u16>,
     target: &Target,
 ) -> Option<Ended> {
-    let resubscribing = printer.subscribed_before;
+    let resubscribing = sink.subscribed_before();
     let mut ending = None;
     for action in actions {
         match action {
@@ -299,14 +344,11 @@ fn carry_out(
                 });
             }
             Action::Deliver(event) => match event {
-                Event::Subscribed { id: got } if got == id => {
-                    let verb = if resubscribing {
-                        "resubscribed"
-                    } else {
-                        "subscribed"
-                    };
-                    printer.status(verb, name, rtype, target);
-                    printer.subscribed_before = true;
+                Event::Subscribed { id } => {
+                    pending.retain(|&p| p != id);
+                    if pending.is_empty() {
+                        sink.subscribed(&target.host, target.addr);
+                    }
                 }
                 Event::SubscribeFailed {
                     rcode, retry_delay, ..
@@ -352,12 +394,8 @@ fn carry_out(
                     );
                     return Some(Ended::Exit(ExitCode::from(1)));
                 }
-                Event::Push(changes) => {
-                    for change in &changes {
-                        if !printer.change(change) {
-                            return Some(Ended::Exit(ExitCode::SUCCESS));
-                        }
-                    }
+                Event::Push(changes) if !sink.changes(&changes) => {
+                    return Some(Ended::Exit(ExitCode::SUCCESS));
                 }
                 _ => {}
             },
@@ -394,28 +432,49 @@ fn rcode_name(rcode: Rcode) -> String {
 
 /// Prints changes and status lines.
 struct Printer {
+    name: Name,
+    rtype: RecordType,
     json: bool,
     remaining: Option<u64>,
     /// A subscription succeeded on an earlier connection.
     subscribed_before: bool,
 }
 
+impl Sink for Printer {
+    fn subscribed(&mut self, host: &str, addr: SocketAddr) {
+        let verb = if self.subscribed_before {
+            "resubscribed"
+        } else {
+            "subscribed"
+        };
+        self.status(verb, host, addr);
+        self.subscribed_before = true;
+    }
+
+    fn subscribed_before(&self) -> bool {
+        self.subscribed_before
+    }
+
+    fn changes(&mut self, changes: &[PushChange]) -> bool {
+        changes.iter().all(|change| self.print_change(change))
+    }
+}
+
 impl Printer {
-    fn status(&self, verb: &str, name: &Name, rtype: RecordType, target: &Target) {
+    fn status(&self, verb: &str, host: &str, addr: SocketAddr) {
+        let (name, rtype) = (&self.name, self.rtype);
         if self.json {
             let line = json!({
                 "op": verb,
                 "name": name.to_ascii(),
                 "type": rtype.to_string(),
-                "server": target.addr.to_string(),
+                "server": addr.to_string(),
             });
             crate::cli::emit(&format!("{line}\n"));
         } else {
             eprintln!(
-                "{verb} to {} {rtype} at {} ({}){}",
+                "{verb} to {} {rtype} at {host} ({addr}){}",
                 name.to_ascii(),
-                target.host,
-                target.addr,
                 if verb == "resubscribed" {
                     "; what follows is the complete current set"
                 } else {
@@ -426,7 +485,7 @@ impl Printer {
     }
 
     /// Prints one change; false once `--count` changes have been printed.
-    fn change(&mut self, change: &PushChange) -> bool {
+    fn print_change(&mut self, change: &PushChange) -> bool {
         let time = crate::signal::format_time(&chrono::Utc::now());
         let line = if self.json {
             format!("{}\n", change_json(change, &time))
@@ -541,6 +600,158 @@ fn change_json(change: &PushChange, time: &str) -> serde_json::Value {
     }
 }
 
+/// `dns-oops watch --push HOST:PORT`: follows every condition of the named DNS servers
+/// in a node's signals zone over DNS Push and prints them as signal-like JSON lines
+/// (`time`, `node`, `server`, `condition`, `subject`, `state`, `since`, `args`).
+pub async fn watch(push: &str, zone: &str, servers: &[String], connection: Connection) -> ExitCode {
+    let apex = match Name::from_str(zone) {
+        Ok(mut n) => {
+            n.set_fqdn(true);
+            n.to_lowercase()
+        }
+        Err(e) => return usage(&format!("--zone `{zone}` is not a domain name: {e}")),
+    };
+    if servers.is_empty() {
+        return usage("name the DNS servers to watch with --servers knot[,nsd…]");
+    }
+    let mut wanted = Vec::new();
+    for server in servers {
+        for condition in crate::condition::ConditionId::ALL {
+            let name = Name::from_ascii(format!("{}.{server}", condition.as_str()))
+                .and_then(|n| n.append_domain(&apex));
+            match name {
+                Ok(name) => wanted.push((name, RecordType::TXT)),
+                Err(e) => return usage(&format!("server `{server}`: {e}")),
+            }
+        }
+    }
+    let node = apex
+        .iter()
+        .next()
+        .map(|label| String::from_utf8_lossy(label).into_owned())
+        .unwrap_or_default();
+    let mut sink = SignalPrinter {
+        apex,
+        node,
+        subscribed_before: false,
+    };
+    follow(|| server_target_list(push), &wanted, &connection, &mut sink).await
+}
+
+async fn server_target_list(push: &str) -> Result<Vec<Target>, String> {
+    server_target(push).await.map(|t| vec![t])
+}
+
+/// Turns PUSH changes of a signals zone back into signal-like lines.
+struct SignalPrinter {
+    apex: Name,
+    node: String,
+    subscribed_before: bool,
+}
+
+impl Sink for SignalPrinter {
+    fn subscribed(&mut self, host: &str, addr: SocketAddr) {
+        let verb = if self.subscribed_before {
+            "resubscribed; conditions met now follow"
+        } else {
+            "subscribed"
+        };
+        eprintln!(
+            "{verb} to the signals zone {} at {host} ({addr})",
+            self.apex
+        );
+        self.subscribed_before = true;
+    }
+
+    fn subscribed_before(&self) -> bool {
+        self.subscribed_before
+    }
+
+    fn changes(&mut self, changes: &[PushChange]) -> bool {
+        let lines: Vec<serde_json::Value> = changes
+            .iter()
+            .filter_map(|change| signal_line(&self.apex, &self.node, change))
+            .collect();
+        // A record replaced in one message (new arguments) is not a clear and a met.
+        let key = |l: &serde_json::Value| {
+            (
+                l["condition"].clone(),
+                l["server"].clone(),
+                l["subject"].clone(),
+            )
+        };
+        for line in &lines {
+            let replaced = line["state"] == "cleared"
+                && lines
+                    .iter()
+                    .any(|other| other["state"] == "met" && key(other) == key(line));
+            if !replaced {
+                crate::cli::emit(&format!("{line}\n"));
+            }
+        }
+        true
+    }
+}
+
+/// The signal a change of the signals zone stands for, if it stands for one.
+fn signal_line(apex: &Name, node: &str, change: &PushChange) -> Option<serde_json::Value> {
+    let (name, rdata, added) = match change {
+        PushChange::Add { name, rdata, .. } => (name, rdata, true),
+        PushChange::Remove { name, rdata, .. } => (name, rdata, false),
+        _ => return None,
+    };
+    let RData::TXT(txt) = rdata else { return None };
+    let name = name.to_lowercase();
+    if !apex.zone_of(&name) || name.num_labels() != apex.num_labels() + 2 {
+        return None;
+    }
+    let mut labels = name.iter().map(|l| String::from_utf8_lossy(l).into_owned());
+    let condition: crate::condition::ConditionId = labels.next()?.parse().ok()?;
+    let server = labels.next()?;
+    let state = match (added, condition.is_level()) {
+        (true, true) => "met",
+        (false, true) => "cleared",
+        (true, false) => "event",
+        // An event's record is replaced by the next one: nothing happened.
+        (false, false) => return None,
+    };
+    let mut subject = None;
+    let mut since = None;
+    let mut args = serde_json::Map::new();
+    for string in &txt.txt_data {
+        let text = String::from_utf8_lossy(string);
+        let Some((key, value)) = text.split_once('=') else {
+            continue;
+        };
+        match key {
+            "subject" if value != "-" => subject = Some(value.to_string()),
+            "subject" => {}
+            "since" => since = Some(value.to_string()),
+            _ => {
+                let value = value
+                    .parse::<i64>()
+                    .map(serde_json::Value::from)
+                    .unwrap_or_else(|_| serde_json::Value::from(value));
+                args.insert(key.to_string(), value);
+            }
+        }
+    }
+    let mut line = json!({
+        "time": crate::signal::format_time(&chrono::Utc::now()),
+        "node": node,
+        "server": server,
+        "condition": condition.as_str(),
+        "state": state,
+        "since": since,
+        "args": args,
+        "source": "push",
+    });
+    if let Some(subject) = subject {
+        line["subject"] = json!(subject);
+    }
+    Some(line)
+}
+
 /// The servers to try, in order.
 async fn targets(args: &SubscribeArgs, name: &Name) -> Result<Vec<Target>, String> {
     if let Some(server) = &args.server {
@@ -625,7 +836,7 @@ fn order_srv(srvs: &mut [(u16, u16, u16, Name)]) {
     }
 }
 
-async fn server_target(server: &str) -> Result<Target, String> {
+pub async fn server_target(server: &str) -> Result<Target, String> {
     if let Ok(addr) = server.parse::<SocketAddr>() {
         return Ok(Target {
             host: addr.ip().to_string(),
@@ -756,6 +967,51 @@ mod tests {
         order_srv(&mut srvs);
         let priorities: Vec<u16> = srvs.iter().map(|s| s.0).collect();
         assert_eq!(priorities, vec![10, 10, 20, 30]);
+    }
+
+    #[test]
+    fn signals_zone_changes_read_back_as_signals() {
+        let apex = Name::from_ascii("demo.oops.internal.").unwrap();
+        let txt = |strings: &[&str]| {
+            RData::TXT(hickory_proto::rr::rdata::TXT::new(
+                strings.iter().map(|s| s.to_string()).collect(),
+            ))
+        };
+        let name = Name::from_ascii("zone-ready.lab.demo.oops.internal.").unwrap();
+        let rdata = txt(&[
+            "subject=example.com.",
+            "since=2026-11-22T08:00:00Z",
+            "serial=7",
+        ]);
+        let add = PushChange::Add {
+            name: name.clone(),
+            class: DNSClass::IN,
+            ttl: 60,
+            rdata: rdata.clone(),
+        };
+        let line = signal_line(&apex, "demo", &add).unwrap();
+        assert_eq!(line["condition"], "zone-ready");
+        assert_eq!(line["server"], "lab");
+        assert_eq!(line["subject"], "example.com.");
+        assert_eq!(line["state"], "met");
+        assert_eq!(line["args"]["serial"], 7);
+        let remove = PushChange::Remove {
+            name,
+            class: DNSClass::IN,
+            rdata,
+        };
+        assert_eq!(
+            signal_line(&apex, "demo", &remove).unwrap()["state"],
+            "cleared"
+        );
+        // An event's record being replaced is not a signal.
+        let event = Name::from_ascii("zone-updated.lab.demo.oops.internal.").unwrap();
+        let replaced = PushChange::Remove {
+            name: event,
+            class: DNSClass::IN,
+            rdata: txt(&["subject=-"]),
+        };
+        assert!(signal_line(&apex, "demo", &replaced).is_none());
     }
 
     #[test]
