@@ -728,3 +728,91 @@ type = "log"
     let _ = lab.kill();
     let _ = lab.wait();
 }
+
+/// SIGHUP reloads the certificate for new sessions; SIGTERM sends every session Retry
+/// Delay (RFC 8490 §6.6.1) before the daemon exits.
+#[test]
+fn sighup_reloads_the_certificate_and_shutdown_sends_retry_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let push_port = free_port();
+    let lab_port = free_port();
+    let config = dir.path().join("dns-oops.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"node = "it"
+[journal]
+path = "{dir}/journal.sqlite"
+[http]
+listen = "off"
+[[server]]
+name = "lab"
+address = "127.0.0.1:{lab_port}"
+[[source]]
+type = "probe"
+server = "lab"
+interval = "1s"
+[[channel]]
+type = "log"
+{push}"#,
+            dir = dir.path().display(),
+            push = push_channel(&pki, push_port, ""),
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config);
+    wait_for_listener(push_port);
+    let trusting = |ca: PathBuf| ClientTlsOptions {
+        ca: Some(ca),
+        ..Default::default()
+    };
+    let mut before = RawSession::connect(push_port, &trusting(pki.ca())).unwrap();
+    before
+        .subscribe(1, "server-running.lab.it.oops.internal.")
+        .unwrap();
+    assert_eq!(before.rcode_of(1).unwrap(), 0);
+
+    // A new CA and certificate in place of the old files, then SIGHUP.
+    let new_dir = tempfile::tempdir().unwrap();
+    let renewed = Pki::new(new_dir.path());
+    for file in ["server.pem", "server.key"] {
+        std::fs::copy(new_dir.path().join(file), dir.path().join(file)).unwrap();
+    }
+    common::signal(daemon.pid(), libc::SIGHUP);
+    let deadline = Instant::now() + WAIT;
+    let mut after = loop {
+        match RawSession::connect(push_port, &trusting(renewed.ca())) {
+            Ok(session) => break session,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the new certificate is not served: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert!(
+        RawSession::connect(push_port, &trusting(pki.ca())).is_err(),
+        "new sessions still get the old certificate"
+    );
+    after
+        .subscribe(1, "server-running.lab.it.oops.internal.")
+        .unwrap();
+    assert_eq!(after.rcode_of(1).unwrap(), 0);
+
+    // Both sessions, old certificate and new, are told to go away when the daemon stops.
+    let stopping = std::thread::spawn(move || daemon.terminate());
+    for session in [&mut before, &mut after] {
+        let retry_delay = loop {
+            let message = dso::decode(&session.receive().expect("a Retry Delay before the end"))
+                .expect("valid DSO");
+            if let Some(Tlv::RetryDelay { delay_ms }) = message.primary {
+                break delay_ms;
+            }
+        };
+        assert!(retry_delay > 0);
+    }
+    assert!(stopping.join().unwrap().success());
+}

@@ -142,6 +142,11 @@ impl Knot {
     }
 }
 
+/// Sends `signal` to `pid` (with kill(1): no unsafe code in tests).
+pub fn signal(pid: u32, signal: i32) {
+    unsafe_kill(pid, signal);
+}
+
 fn unsafe_kill(pid: u32, signal: i32) {
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
@@ -239,6 +244,10 @@ impl Daemon {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
