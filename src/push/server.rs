@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use dso::{Action, Event, PushChange, Rcode, ServerConfig, ServerSession, Subscribe};
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -54,13 +54,69 @@ const SHUTDOWN_RETRY: Duration = Duration::from_secs(5);
 const REFUSED_RETRY: Duration = Duration::from_secs(300);
 /// The kernel send buffer of a session's socket.
 const SEND_BUFFER: usize = 64 * 1024;
-/// At most this many changes are joined into one push of a session.
-const COALESCE_CHANGES: usize = 4096;
+/// At most this many waiting updates are written to a session at once.
+const COALESCE_UPDATES: usize = 256;
 /// Largest DNS message on a stream.
 const MAX_FRAME: usize = 2 + u16::MAX as usize;
 
-/// What changes flow to the sessions: the PUSH changes of one engine step.
-type Update = Arc<Vec<PushChange>>;
+/// What flows to the sessions: the PUSH changes of one engine step.
+type Update = Arc<EncodedUpdate>;
+
+/// The changes of one engine step grouped by owner name and type, each group encoded once
+/// as PUSH messages, so that fan-out to many sessions copies bytes instead of encoding.
+pub struct EncodedUpdate {
+    groups: Vec<Group>,
+}
+
+struct Group {
+    name: Name,
+    rtype: RecordType,
+    /// PUSH messages (without length prefix) carrying the group's changes.
+    messages: Vec<Vec<u8>>,
+}
+
+impl EncodedUpdate {
+    fn new(changes: Vec<PushChange>) -> EncodedUpdate {
+        let mut grouped: Vec<(Name, RecordType, Vec<PushChange>)> = Vec::new();
+        for change in changes {
+            let key = change_key(&change);
+            match grouped
+                .iter_mut()
+                .find(|(name, rtype, _)| *name == key.0 && *rtype == key.1)
+            {
+                Some((_, _, list)) => list.push(change),
+                None => grouped.push((key.0, key.1, vec![change])),
+            }
+        }
+        let groups = grouped
+            .into_iter()
+            .filter_map(|(name, rtype, changes)| {
+                match dso::encode_push(&changes, dso::NameCompression::Compressed) {
+                    Ok(messages) => Some(Group {
+                        name,
+                        rtype,
+                        messages,
+                    }),
+                    Err(e) => {
+                        tracing::error!("cannot encode PUSH for {name} {rtype}: {e}");
+                        None
+                    }
+                }
+            })
+            .collect();
+        EncodedUpdate { groups }
+    }
+}
+
+/// The owner name and type a change of the signals zone is about.
+fn change_key(change: &PushChange) -> (Name, RecordType) {
+    let rtype = match change {
+        PushChange::Add { rdata, .. } | PushChange::Remove { rdata, .. } => rdata.record_type(),
+        PushChange::RemoveRrset { rtype, .. } | PushChange::Ignored { rtype, .. } => *rtype,
+        PushChange::RemoveAllTypes { .. } | PushChange::RemoveName { .. } => RecordType::ANY,
+    };
+    (change.name().clone(), rtype)
+}
 
 /// Shared by the engine side and every session of one push channel.
 pub struct Hub {
@@ -86,9 +142,8 @@ impl Hub {
     pub fn apply(&self, signals: &[Signal], changes: &[StateChange]) {
         let mut zone = self.zone.write().unwrap_or_else(|p| p.into_inner());
         let push = zone.apply(signals, changes);
-        if !push.is_empty() {
-            // No receiver means no subscriber: nothing to do.
-            let _ = self.updates.send(Arc::new(push));
+        if !push.is_empty() && self.updates.receiver_count() > 0 {
+            let _ = self.updates.send(Arc::new(EncodedUpdate::new(push)));
         }
     }
 
@@ -343,9 +398,9 @@ impl Session<'_> {
                     },
                 },
                 update = update => match update.and_then(|first| self.coalesce(first)) {
-                    Ok(changes) => {
-                        if let Ok(sent) = self.dso.push(&changes, Instant::now()) {
-                            actions.extend(sent);
+                    Ok(updates) => {
+                        for update in &updates {
+                            actions.extend(self.deliver(update, Instant::now()));
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -407,25 +462,43 @@ impl Session<'_> {
         ending
     }
 
-    /// Joins the updates that are already waiting to `first`, so that a burst of engine
-    /// steps becomes a few PUSH messages and one write.
-    fn coalesce(&mut self, first: Update) -> Result<Update, broadcast::error::RecvError> {
+    /// Takes the updates that are already waiting along with `first`, so that a burst of
+    /// engine steps becomes one write.
+    fn coalesce(&mut self, first: Update) -> Result<Vec<Update>, broadcast::error::RecvError> {
+        let mut updates = vec![first];
         let Some(rx) = self.updates.as_mut() else {
-            return Ok(first);
+            return Ok(updates);
         };
-        let mut joined: Option<Vec<PushChange>> = None;
-        while joined.as_ref().map_or(first.len(), Vec::len) < COALESCE_CHANGES {
+        while updates.len() < COALESCE_UPDATES {
             match rx.try_recv() {
-                Ok(next) => joined
-                    .get_or_insert_with(|| first.as_ref().clone())
-                    .extend(next.iter().cloned()),
+                Ok(next) => updates.push(next),
                 Err(broadcast::error::TryRecvError::Lagged(missed)) => {
                     return Err(broadcast::error::RecvError::Lagged(missed));
                 }
                 Err(_) => break,
             }
         }
-        Ok(joined.map(Arc::new).unwrap_or(first))
+        Ok(updates)
+    }
+
+    /// The PUSH messages of `update` that match a subscription of this session (RFC 8765
+    /// §6.3.1: only changes that match an active subscription are sent, each once).
+    fn deliver(&mut self, update: &EncodedUpdate, now: Instant) -> Vec<Action> {
+        let mut sent = Vec::new();
+        for group in &update.groups {
+            let wanted = self.dso.subscriptions().any(|(_, s)| {
+                s.name == group.name
+                    && (s.rtype == RecordType::ANY || s.rtype == group.rtype)
+                    && matches!(s.class, DNSClass::IN | DNSClass::ANY)
+            });
+            if wanted {
+                sent.extend(group.messages.iter().cloned().map(Action::Send));
+            }
+        }
+        if !sent.is_empty() {
+            self.dso.note_activity(now);
+        }
+        sent
     }
 
     /// Takes every complete message out of `input` and hands it to the session machine.
@@ -546,21 +619,21 @@ impl Session<'_> {
         let mut actions = Vec::new();
         // Catch up with what was broadcast before this point, so the snapshot below is
         // followed by exactly the changes made after it.
-        match self.updates.as_mut() {
-            Some(rx) => loop {
-                match rx.try_recv() {
-                    Ok(changes) => actions.extend(self.dso.push(&changes, now).unwrap_or_default()),
-                    Err(broadcast::error::TryRecvError::Lagged(_)) => {
-                        self.updates = None;
-                        return self
-                            .dso
-                            .retry_delay(LAGGING_RETRY, Rcode::SERVFAIL, now)
-                            .unwrap_or_default();
-                    }
-                    Err(_) => break,
+        if self.updates.is_none() {
+            self.updates = Some(hub.updates.subscribe());
+        }
+        while let Some(next) = self.updates.as_mut().map(|rx| rx.try_recv()) {
+            match next {
+                Ok(update) => actions.extend(self.deliver(&update, now)),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.updates = None;
+                    return self
+                        .dso
+                        .retry_delay(LAGGING_RETRY, Rcode::SERVFAIL, now)
+                        .unwrap_or_default();
                 }
-            },
-            None => self.updates = Some(hub.updates.subscribe()),
+                Err(_) => break,
+            }
         }
         let snapshot = zone.snapshot(&subscribe);
         drop(zone);
