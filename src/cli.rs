@@ -118,6 +118,7 @@ enum Command {
         #[arg(short, long, env = "DNS_OOPS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    CheckZone(crate::zone::check_zone::CheckZoneArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -214,6 +215,7 @@ async fn dispatch(command: Command) -> ExitCode {
             }
         }
         Command::Check { config } => crate::check::run(&config).await,
+        Command::CheckZone(args) => crate::zone::check_zone::run(&args),
     }
 }
 

@@ -17,6 +17,7 @@
 //! 10. [`daemon`] — wires it all together for `dns-oops run`.
 //! 11. [`check`], [`demo`], [`lab`] — the one-shot monitoring check, the self-contained demo,
 //!     and the small authoritative server the demo and the tests run.
+//! 12. [`zone`] — zone files and the DNSSEC signature scan behind `check-zone`.
 
 pub mod channels;
 pub mod check;
@@ -32,3 +33,4 @@ pub mod lab;
 pub mod push;
 pub mod signal;
 pub mod sources;
+pub mod zone;

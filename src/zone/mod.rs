@@ -1,0 +1,25 @@
+//! Zone contents from outside the server: reading zone files and checking the validity
+//! periods of their DNSSEC signatures (the `signatures-expiring` condition, design.md §2).
+//!
+//! Reading order:
+//!
+//! 1. [`name`], [`types`] — domain names, record types, classes and algorithm mnemonics.
+//! 2. [`rrsig`] — the RRSIG fields the scan needs and signature times with RFC 4034
+//!    §3.1.5 serial-number arithmetic.
+//! 3. [`master`] — a streaming reader of RFC 1035 master files (what `ldns-signzone` and
+//!    Knot write), one record at a time.
+//! 4. [`scan`] — [`scan::SignatureScan`], the accumulator that judges signatures as the
+//!    records stream past, the same for a file and for a zone transfer.
+//! 5. [`check_zone`] — `dns-oops check-zone FILE`: the scan over a file, with Nagios exit
+//!    codes.
+//!
+//! Not implemented here: zone transfers (the daemon's source feeds the same scan),
+//! verification of the signatures themselves, and a check that every RRset that should
+//! be signed is.
+
+pub mod check_zone;
+pub mod master;
+pub mod name;
+pub mod rrsig;
+pub mod scan;
+pub mod types;
