@@ -816,3 +816,72 @@ type = "log"
     }
     assert!(stopping.join().unwrap().success());
 }
+
+/// `dns-oops subscribe` without `--server`: the SOA walk finds the zone, its
+/// `_dns-push-tls._tcp` SRV the server (RFC 8765 §6.1). A real knotd serves the delegation
+/// data here, as a parent zone or a resolver would.
+#[test]
+fn subscribe_discovers_the_server_through_soa_and_srv() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let lab_port = free_port();
+    let push_port = free_port();
+    let mut knot = Knot::new(dir.path(), &["it.oops.internal"]);
+    std::fs::write(
+        dir.path().join("zones/it.oops.internal.zone"),
+        format!(
+            "$ORIGIN it.oops.internal.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 300\n\
+             @ NS ns1\nns1 A 127.0.0.1\n\
+             _dns-push-tls._tcp SRV 10 0 9 nowhere\n\
+             _dns-push-tls._tcp SRV 0 5 {push_port} push\npush A 127.0.0.1\n"
+        ),
+    )
+    .unwrap();
+    knot.start();
+    let config = dir.path().join("dns-oops.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"node = "it"
+[journal]
+path = "{dir}/journal.sqlite"
+[http]
+listen = "off"
+[[server]]
+name = "lab"
+address = "127.0.0.1:{lab_port}"
+[[source]]
+type = "probe"
+server = "lab"
+interval = "1s"
+[[channel]]
+type = "log"
+{push}"#,
+            dir = dir.path().display(),
+            push = push_channel(&pki, push_port, ""),
+        ),
+    )
+    .unwrap();
+    let _daemon = Daemon::start(&config);
+    wait_for_listener(push_port);
+    let resolver = knot.addr().to_string();
+    let ca = pki.ca();
+    let mut subscriber = Subscriber::run(&[
+        "subscribe",
+        "server-running.lab.it.oops.internal.",
+        "TXT",
+        "--json",
+        "--resolver",
+        &resolver,
+        "--tls-name",
+        "localhost",
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
+    let subscribed = subscriber.wait_for("subscribed", WAIT, |v| v["op"] == "subscribed");
+    assert_eq!(
+        subscribed["server"],
+        format!("127.0.0.1:{push_port}"),
+        "the priority-0 SRV record is tried first"
+    );
+}
