@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Knot, free_port};
+use common::{Daemon, Knot, LabProcess, free_port};
 use dns_oops::condition::ConditionId::*;
 use dns_oops::push::tls::{ClientTlsOptions, client_config};
 use dns_oops::signal::SignalState;
@@ -95,6 +95,35 @@ key = "{dir}/server.key"
 "#,
         dir = pki.dir.display()
     )
+}
+
+/// Writes a daemon config: node `it`, the lab server on `lab_port` serving `zones`, probed
+/// every `interval`, a log channel and the push channel table `push`.
+fn lab_daemon_config(path: &Path, zones: &[String], lab_port: u16, interval: &str, push: &str) {
+    let dir = path.parent().unwrap().display();
+    let zones = zones.join(", ");
+    let text = format!(
+        r#"node = "it"
+[journal]
+path = "{dir}/journal.sqlite"
+[http]
+listen = "off"
+[[server]]
+name = "lab"
+address = "127.0.0.1:{lab_port}"
+zones = [{zones}]
+[[source]]
+type = "probe"
+server = "lab"
+interval = "{interval}"
+timeout = "1s"
+rise = 1
+fall = 1
+[[channel]]
+type = "log"
+{push}"#
+    );
+    std::fs::write(path, text).unwrap();
 }
 
 /// `dns-oops subscribe … --json`, its lines read on a thread.
@@ -381,55 +410,25 @@ fn a_subscriber_that_stops_reading_does_not_delay_the_others() {
     const ROUNDS: u32 = 12;
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let lab_port = free_port();
-    let pid_file = dir.path().join("lab.pid");
-    let mut lab = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
-        .args(["demo", "--lab-server", &format!("127.0.0.1:{lab_port}")])
-        .arg(&pid_file)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut commands = lab.stdin.take().unwrap();
-    let bump = |commands: &mut std::process::ChildStdin, serial: u32| {
-        let mut text = String::new();
-        for i in 0..ZONES {
-            text.push_str(&format!("zone z{i}.test. {serial}\n"));
-        }
-        commands.write_all(text.as_bytes()).unwrap();
-        commands.flush().unwrap();
+    let mut lab = LabProcess::start(dir.path());
+    let lab_port = lab.port;
+    let bump = |lab: &mut LabProcess, serial: u32| {
+        let text: String = (0..ZONES)
+            .map(|i| format!("zone z{i}.test. {serial}\n"))
+            .collect();
+        lab.say(&text);
     };
-    bump(&mut commands, 1);
+    bump(&mut lab, 1);
     let zones: Vec<String> = (0..ZONES).map(|i| format!("\"z{i}.test.\"")).collect();
     let push_port = free_port();
     let config = dir.path().join("dns-oops.toml");
-    std::fs::write(
+    lab_daemon_config(
         &config,
-        format!(
-            r#"node = "it"
-[journal]
-path = "{dir}/journal.sqlite"
-[http]
-listen = "off"
-[[server]]
-name = "lab"
-address = "127.0.0.1:{lab_port}"
-zones = [{zones}]
-[[source]]
-type = "probe"
-server = "lab"
-interval = "300ms"
-timeout = "1s"
-rise = 1
-fall = 1
-[[channel]]
-type = "log"
-{push}"#,
-            dir = dir.path().display(),
-            zones = zones.join(", "),
-            push = push_channel(&pki, push_port, "queue = 256"),
-        ),
-    )
-    .unwrap();
+        &zones,
+        lab_port,
+        "300ms",
+        &push_channel(&pki, push_port, "queue = 256"),
+    );
     let mut daemon = Daemon::start(&config);
     daemon.wait_for("all-zones-ready", WAIT, |s| s.condition == AllZonesReady);
 
@@ -454,7 +453,7 @@ type = "log"
     let mut worst = Duration::ZERO;
     for round in 2..=ROUNDS {
         let bumped = Instant::now();
-        bump(&mut commands, round);
+        bump(&mut lab, round);
         let last = format!("z{}.test.", ZONES - 1);
         fast.wait_for(&format!("{last} serial {round}"), WAIT, |v| {
             v["op"] == "add"
@@ -502,8 +501,7 @@ type = "log"
         }
     };
     eprintln!("slow subscriber: {ended}; reading subscriber's worst delay {worst:?}");
-    let _ = lab.kill();
-    let _ = lab.wait();
+    drop(lab);
 }
 
 #[test]
@@ -522,29 +520,13 @@ client = "monitor.example.net"
 names = ["*.lab.it.oops.internal."]"#,
         ca = pki.ca().display()
     );
-    std::fs::write(
+    lab_daemon_config(
         &config,
-        format!(
-            r#"node = "it"
-[journal]
-path = "{dir}/journal.sqlite"
-[http]
-listen = "off"
-[[server]]
-name = "lab"
-address = "127.0.0.1:{lab_port}"
-[[source]]
-type = "probe"
-server = "lab"
-interval = "1s"
-[[channel]]
-type = "log"
-{push}"#,
-            dir = dir.path().display(),
-            push = push_channel(&pki, push_port, &extra),
-        ),
-    )
-    .unwrap();
+        &[],
+        lab_port,
+        "1s",
+        &push_channel(&pki, push_port, &extra),
+    );
     let _daemon = Daemon::start(&config);
     wait_for_listener(push_port);
 
@@ -645,41 +627,17 @@ fn an_independent_client_finds_the_server_conformant() {
     let python = common::require("python3", "python3");
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let lab_port = free_port();
-    let pid_file = dir.path().join("lab.pid");
-    let mut lab = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
-        .args(["demo", "--lab-server", &format!("127.0.0.1:{lab_port}")])
-        .arg(&pid_file)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let lab = LabProcess::start(dir.path());
+    let lab_port = lab.port;
     let push_port = free_port();
     let config = dir.path().join("dns-oops.toml");
-    std::fs::write(
+    lab_daemon_config(
         &config,
-        format!(
-            r#"node = "it"
-[journal]
-path = "{dir}/journal.sqlite"
-[http]
-listen = "off"
-[[server]]
-name = "lab"
-address = "127.0.0.1:{lab_port}"
-[[source]]
-type = "probe"
-server = "lab"
-interval = "200ms"
-rise = 1
-fall = 1
-[[channel]]
-type = "log"
-{push}"#,
-            dir = dir.path().display(),
-            push = push_channel(&pki, push_port, ""),
-        ),
-    )
-    .unwrap();
+        &[],
+        lab_port,
+        "200ms",
+        &push_channel(&pki, push_port, ""),
+    );
     let mut daemon = Daemon::start(&config);
     daemon.wait_for("server-running", WAIT, |s| s.condition == ServerRunning);
     let output = Command::new(python)
@@ -725,8 +683,7 @@ type = "log"
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(checks.len() >= 30, "only {} checks ran", checks.len());
-    let _ = lab.kill();
-    let _ = lab.wait();
+    drop(lab);
 }
 
 /// SIGHUP reloads the certificate for new sessions; SIGTERM sends every session Retry
@@ -738,29 +695,13 @@ fn sighup_reloads_the_certificate_and_shutdown_sends_retry_delay() {
     let push_port = free_port();
     let lab_port = free_port();
     let config = dir.path().join("dns-oops.toml");
-    std::fs::write(
+    lab_daemon_config(
         &config,
-        format!(
-            r#"node = "it"
-[journal]
-path = "{dir}/journal.sqlite"
-[http]
-listen = "off"
-[[server]]
-name = "lab"
-address = "127.0.0.1:{lab_port}"
-[[source]]
-type = "probe"
-server = "lab"
-interval = "1s"
-[[channel]]
-type = "log"
-{push}"#,
-            dir = dir.path().display(),
-            push = push_channel(&pki, push_port, ""),
-        ),
-    )
-    .unwrap();
+        &[],
+        lab_port,
+        "1s",
+        &push_channel(&pki, push_port, ""),
+    );
     let mut daemon = Daemon::start(&config);
     wait_for_listener(push_port);
     let trusting = |ca: PathBuf| ClientTlsOptions {
@@ -839,29 +780,13 @@ fn subscribe_discovers_the_server_through_soa_and_srv() {
     .unwrap();
     knot.start();
     let config = dir.path().join("dns-oops.toml");
-    std::fs::write(
+    lab_daemon_config(
         &config,
-        format!(
-            r#"node = "it"
-[journal]
-path = "{dir}/journal.sqlite"
-[http]
-listen = "off"
-[[server]]
-name = "lab"
-address = "127.0.0.1:{lab_port}"
-[[source]]
-type = "probe"
-server = "lab"
-interval = "1s"
-[[channel]]
-type = "log"
-{push}"#,
-            dir = dir.path().display(),
-            push = push_channel(&pki, push_port, ""),
-        ),
-    )
-    .unwrap();
+        &[],
+        lab_port,
+        "1s",
+        &push_channel(&pki, push_port, ""),
+    );
     let _daemon = Daemon::start(&config);
     wait_for_listener(push_port);
     let resolver = knot.addr().to_string();

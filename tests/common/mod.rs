@@ -165,6 +165,46 @@ impl Drop for Knot {
     }
 }
 
+/// The demo's lab DNS server as a process of its own on a free port, told what to serve
+/// on its stdin (`zone NAME SERIAL`, `remove NAME`, `behaviour B`).
+pub struct LabProcess {
+    pub port: u16,
+    child: Child,
+    commands: std::process::ChildStdin,
+}
+
+impl LabProcess {
+    pub fn start(dir: &Path) -> LabProcess {
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
+            .args(["demo", "--lab-server", &format!("127.0.0.1:{port}")])
+            .arg(dir.join("lab.pid"))
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start the lab server");
+        let commands = child.stdin.take().unwrap();
+        LabProcess {
+            port,
+            child,
+            commands,
+        }
+    }
+
+    /// Sends command lines (each ending in a newline).
+    pub fn say(&mut self, lines: &str) {
+        use std::io::Write;
+        self.commands.write_all(lines.as_bytes()).unwrap();
+        self.commands.flush().unwrap();
+    }
+}
+
+impl Drop for LabProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A dns-oops daemon whose log channel writes signal lines to stdout.
 pub struct Daemon {
     child: Child,
