@@ -24,6 +24,7 @@ use crate::journal::{Journal, JournalError};
 use crate::push::server::Hub;
 use crate::push::{PushChannel, PushError};
 use crate::signal::{Observation, Signal};
+use crate::sources::knot_dbus::{KnotDbusSettings, run_knot_dbus};
 use crate::sources::notify_in::{NotifyInSettings, run_notify_in};
 use crate::sources::probe::{ProbeSettings, run_probe};
 use crate::sources::process::{ProcessSettings, run_process_watch};
@@ -292,6 +293,19 @@ fn spawn_source(
                 pid: process.pid,
             };
             tasks.spawn(run_process_watch(settings, tx));
+        }
+        SourceConfig::KnotDbus(dbus) => {
+            let server = config
+                .server(&dbus.server)
+                .expect("config validation guarantees every source names a configured server");
+            let settings = KnotDbusSettings {
+                server: server.name.clone(),
+                server_address: server.address,
+                zones: server.zones.clone(),
+                bus: dbus.bus.clone(),
+                timeout: dbus.timeout,
+            };
+            tasks.spawn(run_knot_dbus(settings, tx));
         }
         SourceConfig::NotifyIn(notify) => {
             let server = config

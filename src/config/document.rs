@@ -30,6 +30,9 @@ const SOURCE_TYPES: &[Dispatch<SourceConfig>] = &[
     ("notify-in", |v, e| {
         deserialize(v, e).map(SourceConfig::NotifyIn)
     }),
+    ("knot-dbus", |v, e| {
+        deserialize(v, e).map(SourceConfig::KnotDbus)
+    }),
 ];
 
 /// The `type`s of `[[channel]]`.

@@ -66,6 +66,7 @@ pub enum SourceConfig {
     Probe(ProbeConfig),
     Process(ProcessConfig),
     NotifyIn(NotifyInConfig),
+    KnotDbus(KnotDbusConfig),
 }
 
 impl SourceConfig {
@@ -75,6 +76,7 @@ impl SourceConfig {
             SourceConfig::Probe(p) => &p.server,
             SourceConfig::Process(p) => &p.server,
             SourceConfig::NotifyIn(n) => &n.server,
+            SourceConfig::KnotDbus(k) => &k.server,
         }
     }
 
@@ -84,6 +86,7 @@ impl SourceConfig {
             SourceConfig::Probe(_) => "probe",
             SourceConfig::Process(_) => "process",
             SourceConfig::NotifyIn(_) => "notify-in",
+            SourceConfig::KnotDbus(_) => "knot-dbus",
         }
     }
 }
@@ -111,6 +114,25 @@ pub struct ProbeConfig {
     /// all the server's zones.
     #[serde(default)]
     pub zones: Option<Vec<String>>,
+}
+
+/// `type = "knot-dbus"`: Knot DNS's D-Bus signals (`cz.nic.knotd.events`), the bus name's
+/// owner changes (a lost name without `stopped` is a crash), and a resync by SOA query on
+/// start and after every reconnect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KnotDbusConfig {
+    pub server: String,
+    /// A D-Bus address, e.g. `unix:path=/run/dbus/system_bus_socket`. Default: the system
+    /// bus (`DBUS_SYSTEM_BUS_ADDRESS` when set).
+    #[serde(default)]
+    pub bus: Option<String>,
+    /// How long the resync's SOA queries wait for an answer.
+    #[serde(
+        default = "defaults::timeout",
+        deserialize_with = "super::file::duration"
+    )]
+    pub timeout: Duration,
 }
 
 /// `type = "process"`: the server's process; exactly one of `pid_file` and `pid` is set.

@@ -252,6 +252,20 @@ fn validate_sources(
                 let server = servers.iter().find(|s| s.name == notify.server);
                 notify_in::check(notify, server, &at, errors);
             }
+            SourceConfig::KnotDbus(dbus) => {
+                if dbus.bus.as_deref().is_some_and(|b| b.trim().is_empty()) {
+                    errors.at(
+                        at.value_span("bus"),
+                        "`bus` cannot be empty; leave it out for the system bus, or write an address such as \"unix:path=/run/dbus/system_bus_socket\"".into(),
+                    );
+                }
+                if dbus.timeout.is_zero() {
+                    errors.at(
+                        at.value_span("timeout"),
+                        "`timeout` must be more than 0".into(),
+                    );
+                }
+            }
         }
         out.push(value);
     }

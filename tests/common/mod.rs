@@ -50,6 +50,8 @@ pub struct Knot {
     pub port: u16,
     pub child: Option<Child>,
     zones: Vec<String>,
+    /// Extra environment for knotd (e.g. `DBUS_SYSTEM_BUS_ADDRESS`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Knot {
@@ -79,6 +81,7 @@ impl Knot {
             port,
             child: None,
             zones: zones.iter().map(|z| z.to_string()).collect(),
+            env: Vec::new(),
         };
         for zone in zones {
             knot.write_zone(zone, 1);
@@ -107,6 +110,7 @@ impl Knot {
         let child = Command::new(require("knotd", "knot"))
             .arg("-c")
             .arg(self.dir.join("knot.conf"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
