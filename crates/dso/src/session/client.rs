@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::{
-    AbortReason, Action, Event, SessionError, SubscriptionTable, Timers, encode_response,
-    is_keepalive, ms_duration,
+    AbortReason, Action, Event, SessionError, SubscriptionTable, Timers, carries_padding,
+    encode_response, is_keepalive, ms_duration,
 };
 use crate::error::{Disposition, EncodeError};
 use crate::message::{DsoMessage, MessageKind, Rcode, decode};
@@ -208,21 +208,15 @@ impl ClientSession {
         self.timers.note(now, false);
     }
 
-    /// When `poll` must next be called, if ever.
+    /// When `poll` must next be called, if ever. A timeout too long to represent as an
+    /// `Instant` never expires.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Establishing { since } => Some(since + self.config.establishment_timeout),
-            Phase::Established => {
-                let keepalive = self
-                    .timers
-                    .timeouts
-                    .keepalive_interval()
-                    .map(|interval| self.timers.last_traffic + interval);
-                [keepalive, self.inactivity_deadline()]
-                    .into_iter()
-                    .flatten()
-                    .min()
-            }
+            Phase::Establishing { since } => since.checked_add(self.config.establishment_timeout),
+            Phase::Established => [self.keepalive_deadline(), self.inactivity_deadline()]
+                .into_iter()
+                .flatten()
+                .min(),
             Phase::Sessionless | Phase::NoDso | Phase::Closed => None,
         }
     }
@@ -272,7 +266,8 @@ impl ClientSession {
                     }
                     Disposition::FormErr { id } => {
                         self.timers.note(now, false);
-                        self.respond(DsoMessage::response(id, Rcode::FORMERR), false, now)
+                        let padded = carries_padding(bytes);
+                        self.respond(DsoMessage::response(id, Rcode::FORMERR), padded, now)
                     }
                     Disposition::Abort => self.abort(e.into()),
                 };
@@ -375,7 +370,10 @@ impl ClientSession {
                     .tlvs()
                     .filter(|tlv| matches!(tlv, Tlv::Keepalive(_)))
                     .count();
-                let Some(Tlv::Keepalive(ka)) = msg.primary.filter(|_| count == 1) else {
+                // Unrecognized TLVs are ignored as if absent (RFC 8490 §5.4.5), so the
+                // Response Primary TLV is the first recognized one.
+                let first = msg.tlvs().find(|tlv| !matches!(tlv, Tlv::Unknown { .. }));
+                let Some(&Tlv::Keepalive(ka)) = first.filter(|_| count == 1) else {
                     return self.abort(AbortReason::KeepaliveResponseTlv { count });
                 };
                 if let Err(reason) = check_interval(ka) {

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use crate::error::{DecodeError, EncodeError};
-use crate::message::{DsoMessage, Rcode};
-use crate::tlv::{Keepalive, PushChange, Reconfirm, Subscribe, Tlv};
+use crate::message::{DsoMessage, HEADER_LEN, Rcode};
+use crate::tlv::{Keepalive, PushChange, Reconfirm, Subscribe, Tlv, dso_type};
 
 mod client;
 mod server;
@@ -409,6 +409,19 @@ pub(crate) fn ms_duration(ms: u32) -> Duration {
 
 pub(crate) fn duration_ms(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Whether a request that failed to decode carries Encryption Padding among the TLV headers
+/// that can still be walked, so that its FORMERR response is padded too (RFC 8490 §7.3).
+pub(crate) fn carries_padding(bytes: &[u8]) -> bool {
+    let mut offset = HEADER_LEN;
+    while let Some(&[type_hi, type_lo, len_hi, len_lo]) = bytes.get(offset..offset + 4) {
+        if u16::from_be_bytes([type_hi, type_lo]) == dso_type::ENCRYPTION_PADDING {
+            return true;
+        }
+        offset += 4 + usize::from(u16::from_be_bytes([len_hi, len_lo]));
+    }
+    false
 }
 
 /// Block length responses are padded to when the request carried Encryption Padding

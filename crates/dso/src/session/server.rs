@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{
-    AbortReason, Action, Event, SessionError, SubscriptionTable, Timers, duration_ms,
-    encode_response, is_keepalive,
+    AbortReason, Action, Event, SessionError, SubscriptionTable, Timers, carries_padding,
+    duration_ms, encode_response, is_keepalive,
 };
 use crate::error::Disposition;
 use crate::message::{DsoMessage, MessageKind, NameCompression, Rcode, decode, encode_push};
@@ -308,7 +308,8 @@ impl ServerSession {
                     }
                     Disposition::FormErr { id } => {
                         self.timers.note(now, false);
-                        self.respond(DsoMessage::response(id, Rcode::FORMERR), false, now)
+                        let padded = carries_padding(bytes);
+                        self.respond(DsoMessage::response(id, Rcode::FORMERR), padded, now)
                     }
                     Disposition::Abort => self.abort(e.into()),
                 };
