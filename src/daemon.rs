@@ -6,7 +6,9 @@
 //!
 //! One task owns the engine. Each observation is one engine step; the signals and state
 //! changes of a step are written to the journal in one transaction before anyone hears of
-//! them, so what a channel delivers is always in the journal.
+//! them, so what a channel delivers is always in the journal. The anycast controllers
+//! ([`crate::anycast`]) are handed the met conditions after each recorded step, and
+//! withdraw what they must when the daemon stops.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::anycast::Anycast;
 use crate::channels::{self, Channel, ChannelError};
 use crate::config::{ChannelConfig, Config, SourceConfig};
 use crate::engine::{Engine, Moment, ServerModel};
@@ -84,12 +87,15 @@ pub async fn run(
     let restored_count = restored.len();
     let now = Moment::now();
     let signals = engine.restore(restored, now);
+    let anycast = Anycast::start(&config, journal.clone(), metrics.clone(), &engine.current())
+        .map_err(journal_err)?;
     let (latest_tx, latest_rx) = watch::channel(last_seq);
     let mut step = Step {
         journal: &journal,
         metrics: &metrics,
         latest: &latest_tx,
         hubs: Vec::new(),
+        anycast: &anycast,
     };
     step.record(&mut engine, signals).map_err(journal_err)?;
     tracing::info!(
@@ -218,6 +224,7 @@ pub async fn run(
     for hub in &step.hubs {
         hub.shut_down();
     }
+    anycast.shut_down().await;
     drop(latest_tx);
     // Let channels finish what is in the journal; they end when `latest` closes.
     let drain = async { while tasks.join_next().await.is_some() {} };
@@ -239,6 +246,8 @@ struct Step<'a> {
     latest: &'a watch::Sender<u64>,
     /// Push channels see each step as it is recorded, state changes included.
     hubs: Vec<Arc<Hub>>,
+    /// The anycast controllers hear of every change to the met conditions.
+    anycast: &'a Anycast,
 }
 
 impl Step<'_> {
@@ -252,7 +261,9 @@ impl Step<'_> {
             tracing::debug!(seq = signal.seq, "{}", signal.to_json_line());
             self.metrics.signal(signal);
         }
-        self.metrics.set_current(&engine.current());
+        let current = engine.current();
+        self.metrics.set_current(&current);
+        self.anycast.apply(&current);
         for hub in &self.hubs {
             hub.apply(&signals, &changes);
         }

@@ -15,7 +15,10 @@
 //!   (`''` for server-level conditions), with the [`CurrentCondition`] as JSON;
 //! * `cursors` — the last `seq` each channel has delivered;
 //! * `meta` — the node the journal belongs to and the highest `seq` ever written, so that
-//!   [`Journal::last_seq`] stays right after old signals are pruned.
+//!   [`Journal::last_seq`] stays right after old signals are pruned;
+//! * `anycast` — what each anycast policy last had announced ([`AnycastRecord`]), so that a
+//!   restart reconciles instead of withdrawing and re-announcing. Created with
+//!   `IF NOT EXISTS` on open, so journals of schema version 1 without it gain it as they are.
 //!
 //! Retention wins over delivery: [`Journal::prune`] deletes old signals even when a channel
 //! has not delivered them yet (its peer has been down for longer than the retention, or the
@@ -65,6 +68,27 @@ CREATE TABLE cursors (
     seq     INTEGER NOT NULL
 ) STRICT;
 ";
+
+/// Added after schema version 1 was released; created on every open if missing.
+const ANYCAST_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS anycast (
+    policy    TEXT PRIMARY KEY,
+    announced INTEGER NOT NULL,
+    prepend   INTEGER NOT NULL,
+    changed   TEXT NOT NULL
+) STRICT;
+";
+
+/// What an anycast policy last had announced, as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnycastRecord {
+    pub policy: String,
+    pub announced: bool,
+    /// AS-path prepends while announced.
+    pub prepend: u8,
+    /// When the driver last changed it.
+    pub changed: DateTime<Utc>,
+}
 
 const META_LAST_SEQ: &str = "last_seq";
 const META_NODE: &str = "node";
@@ -129,6 +153,7 @@ impl Journal {
 
     fn with_connection(mut connection: Connection) -> Result<Journal, JournalError> {
         migrate(&mut connection)?;
+        connection.execute_batch(ANYCAST_SCHEMA)?;
         Ok(Journal {
             connection: Mutex::new(connection),
         })
@@ -293,6 +318,43 @@ impl Journal {
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![META_NODE, node],
+        )?;
+        Ok(())
+    }
+
+    /// What each anycast policy last had announced, by policy name. A row with an
+    /// unreadable time is read as changed long ago.
+    pub fn anycast_records(&self) -> Result<Vec<AnycastRecord>, JournalError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT policy, announced, prepend, changed FROM anycast ORDER BY policy",
+        )?;
+        let rows = statement.query_map([], |row| {
+            let changed: String = row.get(3)?;
+            Ok(AnycastRecord {
+                policy: row.get(0)?,
+                announced: row.get(1)?,
+                prepend: row.get(2)?,
+                changed: DateTime::parse_from_rfc3339(&changed)
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(DateTime::UNIX_EPOCH),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records what an anycast policy has announced now.
+    pub fn set_anycast_record(&self, record: &AnycastRecord) -> Result<(), JournalError> {
+        self.lock().execute(
+            "INSERT INTO anycast (policy, announced, prepend, changed) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (policy) DO UPDATE SET announced = excluded.announced,
+                 prepend = excluded.prepend, changed = excluded.changed",
+            params![
+                record.policy,
+                record.announced,
+                record.prepend,
+                format_time(&record.changed)
+            ],
         )?;
         Ok(())
     }

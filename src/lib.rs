@@ -9,7 +9,8 @@
 //! 4. [`config`] — the TOML model, its validation and its error messages.
 //! 5. [`journal`] — SQLite storage of every signal and of the current state.
 //! 6. [`sources`] — where observations come from: SOA probes, the server's process, NOTIFY.
-//! 7. [`channels`] — where signals go: log lines, commands.
+//! 7. [`channels`] — where signals go: log lines, commands; [`anycast`] — policies over
+//!    conditions that announce and withdraw prefixes through BGP daemons.
 //! 8. [`http`] — the HTTP API, server-sent events, metrics, and the clients behind
 //!    `status` and `watch`.
 //! 9. [`push`] — the signals zone over DNS Push (RFC 8765) on TLS, and the `subscribe`
@@ -19,6 +20,7 @@
 //!     and the small authoritative server the demo and the tests run.
 //! 12. [`zone`] — zone files and the DNSSEC signature scan behind `check-zone`.
 
+pub mod anycast;
 pub mod channels;
 pub mod check;
 pub mod cli;

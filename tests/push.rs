@@ -11,77 +11,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use common::pki::Pki;
 use common::{Daemon, Knot, LabProcess, free_port};
 use dns_oops::condition::ConditionId::*;
 use dns_oops::push::tls::{ClientTlsOptions, client_config};
 use dns_oops::signal::SignalState;
 use dso::{DsoMessage, Tlv};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
-use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A test CA, a server certificate for localhost/127.0.0.1 and client certificates.
-struct Pki {
-    dir: PathBuf,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "dns-oops test CA");
-        let key = KeyPair::generate().unwrap();
-        let ca = params.self_signed(&key).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        let pki = Pki {
-            dir: dir.to_path_buf(),
-            issuer: Issuer::new(params, key),
-        };
-        pki.issue(
-            "server",
-            &["localhost", "127.0.0.1"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        pki
-    }
-
-    /// Writes `<name>.pem` and `<name>.key`.
-    fn issue(
-        &self,
-        name: &str,
-        sans: &[&str],
-        usage: ExtendedKeyUsagePurpose,
-    ) -> (PathBuf, PathBuf) {
-        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(sans).unwrap();
-        params.extended_key_usages = vec![usage];
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (cert_path, key_path) = (
-            self.dir.join(format!("{name}.pem")),
-            self.dir.join(format!("{name}.key")),
-        );
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    }
-
-    fn client(&self, name: &str, dns_name: &str) -> (PathBuf, PathBuf) {
-        self.issue(name, &[dns_name], ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-}
 
 /// The `[[channel]]` table of a push channel on `port`, plus `extra` lines.
 fn push_channel(pki: &Pki, port: u16, extra: &str) -> String {
@@ -93,7 +32,7 @@ cert = "{dir}/server.pem"
 key = "{dir}/server.key"
 {extra}
 "#,
-        dir = pki.dir.display()
+        dir = pki.dir().display()
     )
 }
 

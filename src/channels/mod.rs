@@ -6,10 +6,13 @@
 //! a journal starts with the signals that follow its first start, not with the history.
 //!
 //! * [`log`] writes signal JSON lines to stdout or a file;
-//! * [`exec`] runs a command per signal (design.md §3, "Exec").
+//! * [`exec`] runs a command per signal (design.md §3, "Exec");
+//! * [`mqtt`] publishes to an MQTT broker (design.md §3, "MQTT"), with its own delivery loop:
+//!   it keeps several publishes in flight and moves its cursor on the broker's PUBACKs.
 
 pub mod exec;
 pub mod log;
+pub mod mqtt;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,12 +51,15 @@ pub enum ChannelError {
     NotJournal(String),
     #[error("`{command}` failed: {status}")]
     Failed { command: String, status: String },
+    #[error(transparent)]
+    Tls(#[from] crate::push::tls::TlsError),
 }
 
 /// One configured channel, ready to deliver.
 pub enum Channel {
     Log(log::LogChannel),
     Exec(exec::ExecChannel),
+    Mqtt(Box<mqtt::MqttChannel>),
 }
 
 impl Channel {
@@ -63,6 +69,7 @@ impl Channel {
             ChannelConfig::Log(c) => Channel::Log(log::LogChannel::open(c).await?),
             ChannelConfig::Exec(c) => Channel::Exec(exec::ExecChannel::new(c)),
             ChannelConfig::Push(c) => return Err(ChannelError::NotJournal(c.name.clone())),
+            ChannelConfig::Mqtt(c) => Channel::Mqtt(Box::new(mqtt::MqttChannel::open(c)?)),
         })
     }
 
@@ -70,6 +77,7 @@ impl Channel {
         match self {
             Channel::Log(c) => c.name(),
             Channel::Exec(c) => c.name(),
+            Channel::Mqtt(c) => c.name(),
         }
     }
 
@@ -77,6 +85,7 @@ impl Channel {
         match self {
             Channel::Log(c) => c.filter(),
             Channel::Exec(c) => c.filter(),
+            Channel::Mqtt(c) => c.filter(),
         }
     }
 
@@ -84,6 +93,7 @@ impl Channel {
         match self {
             Channel::Log(c) => c.deliver(signal).await,
             Channel::Exec(c) => c.deliver(signal).await,
+            Channel::Mqtt(_) => unreachable!("the mqtt channel runs its own loop"),
         }
     }
 
@@ -97,20 +107,17 @@ impl Channel {
 /// Delivers journal signals to one channel until `latest` is closed, following the journal's
 /// newest `seq` through `latest`.
 pub async fn run_channel(
-    mut channel: Channel,
+    channel: Channel,
     journal: Arc<Journal>,
     mut latest: watch::Receiver<u64>,
     metrics: Arc<Metrics>,
 ) -> Result<(), JournalError> {
-    let name = channel.name().to_string();
-    let mut cursor = match journal.cursor(&name)? {
-        Some(seq) => seq,
-        None => {
-            let start = journal.last_seq()?;
-            journal.set_cursor(&name, start)?;
-            start
-        }
+    let mut channel = match channel {
+        Channel::Mqtt(mqtt) => return mqtt.run(journal, latest, metrics).await,
+        other => other,
     };
+    let name = channel.name().to_string();
+    let mut cursor = start_cursor(&journal, &name)?;
     loop {
         let batch = journal.signals_after(cursor, BATCH)?;
         if batch.is_empty() {
@@ -126,6 +133,18 @@ pub async fn run_channel(
             cursor = signal.seq;
             journal.set_cursor(&name, cursor)?;
             metrics.channel_delivered(&name, cursor);
+        }
+    }
+}
+
+/// The channel's delivery cursor; a channel new to the journal starts at its last `seq`.
+fn start_cursor(journal: &Journal, name: &str) -> Result<u64, JournalError> {
+    match journal.cursor(name)? {
+        Some(seq) => Ok(seq),
+        None => {
+            let start = journal.last_seq()?;
+            journal.set_cursor(name, start)?;
+            Ok(start)
         }
     }
 }

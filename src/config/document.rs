@@ -2,8 +2,8 @@
 //!
 //! serde's internally tagged enums (`#[serde(tag = "type")]`) buffer their content and lose
 //! the positions of errors inside it. So the document is parsed into a spanned tree
-//! ([`DeTable`]) first; `[[source]]` and `[[channel]]` are taken out of the root, the rest
-//! is deserialised as [`FileConfig`], and each source and channel table is dispatched on its
+//! ([`DeTable`]) first; `[[source]]`, `[[channel]]` and `[[driver]]` are taken out of the root,
+//! the rest is deserialised as [`FileConfig`], and each of their tables is dispatched on its
 //! `type` and deserialised on its own. Spans stay relative to the whole document.
 
 use std::ops::Range;
@@ -13,7 +13,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::Errors;
 use super::file::{ChannelFile, FileConfig};
-use super::model::SourceConfig;
+use super::model::{DriverConfig, SourceConfig};
 
 /// How to deserialise a `[[source]]` or `[[channel]]` of one `type`.
 type Dispatch<T> = (
@@ -40,13 +40,19 @@ const CHANNEL_TYPES: &[Dispatch<ChannelFile>] = &[
     ("log", |v, e| deserialize(v, e).map(ChannelFile::Log)),
     ("exec", |v, e| deserialize(v, e).map(ChannelFile::Exec)),
     ("push", |v, e| deserialize(v, e).map(ChannelFile::Push)),
+    ("mqtt", |v, e| deserialize(v, e).map(ChannelFile::Mqtt)),
 ];
+
+/// The `type`s of `[[driver]]`.
+const DRIVER_TYPES: &[Dispatch<DriverConfig>] =
+    &[("bird", |v, e| deserialize(v, e).map(DriverConfig::Bird))];
 
 /// The whole file, deserialised but not yet validated.
 pub(super) struct Document<'i> {
     pub file: FileConfig,
     pub sources: Vec<Entry<'i, SourceConfig>>,
     pub channels: Vec<Entry<'i, ChannelFile>>,
+    pub drivers: Vec<Entry<'i, DriverConfig>>,
 }
 
 /// One `[[source]]` or `[[channel]]`, deserialised, with the positions of what it says.
@@ -99,6 +105,7 @@ pub(super) fn read<'i>(text: &'i str, errors: &mut Errors) -> Option<Document<'i
     let mut root = root.into_inner();
     let sources = take_array(&mut root, "source", errors);
     let channels = take_array(&mut root, "channel", errors);
+    let drivers = take_array(&mut root, "driver", errors);
     let file: Option<FileConfig> =
         deserialize(Spanned::new(root_span, DeValue::Table(root)), errors);
 
@@ -110,10 +117,15 @@ pub(super) fn read<'i>(text: &'i str, errors: &mut Errors) -> Option<Document<'i
         .into_iter()
         .filter_map(|entry| tagged(entry, CHANNEL_TYPES, errors))
         .collect();
+    let drivers = drivers
+        .into_iter()
+        .filter_map(|entry| tagged(entry, DRIVER_TYPES, errors))
+        .collect();
     Some(Document {
         file: file?,
         sources,
         channels,
+        drivers,
     })
 }
 

@@ -27,6 +27,8 @@ pub(super) struct FileConfig {
     pub server: Vec<ServerFile>,
     #[serde(default)]
     pub check: CheckFile,
+    #[serde(default)]
+    pub anycast: Vec<super::anycast::AnycastFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +91,7 @@ pub(super) enum ChannelFile {
     Log(LogChannelFile),
     Exec(ExecChannelFile),
     Push(PushChannelFile),
+    Mqtt(super::mqtt::MqttChannelFile),
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,9 +13,11 @@
 //! (names unique, references to servers that exist, policies that parse) and fills in the
 //! defaults, giving the [`Config`] the daemon uses ([`model`]).
 
+mod anycast;
 mod document;
 mod file;
 mod model;
+mod mqtt;
 mod notify_in;
 mod validate;
 
@@ -184,8 +186,20 @@ impl Config {
                 )
             })
             .collect();
+        let anycast = if self.anycast.is_empty() {
+            String::new()
+        } else {
+            let policies: Vec<String> = self
+                .anycast
+                .iter()
+                .map(|p| format!("{} via {}", p.name, p.driver))
+                .collect();
+            let n = self.anycast.len();
+            let word = if n == 1 { "policy" } else { "policies" };
+            format!(", {n} anycast {word} ({})", policies.join("; "))
+        };
         format!(
-            "node {}: {} ({}), {}, {}, journal {}, http {}",
+            "node {}: {} ({}), {}, {}, journal {}, http {}{anycast}",
             self.node,
             plural(self.servers.len(), "server"),
             servers.join("; "),

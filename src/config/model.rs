@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use super::anycast::{AnycastConfig, BirdDriverConfig, DriverConfig, MAX_PREPEND, OnShutdown};
 use super::file::defaults;
+pub use super::mqtt::{DEFAULT_MQTT_PREFIX, MqttChannelConfig, MqttPassword, MqttTls, Secret};
 pub use super::notify_in::{AddressPrefix, TsigHmac, TsigKey};
 use crate::condition::ConditionId;
 use crate::engine::policy::Policy;
@@ -28,6 +30,10 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub channels: Vec<ChannelConfig>,
     pub check: CheckConfig,
+    /// `[[anycast]]` policies, each naming one of `drivers`.
+    pub anycast: Vec<AnycastConfig>,
+    /// `[[driver]]`: the BGP daemons the anycast policies drive.
+    pub drivers: Vec<DriverConfig>,
     /// The file it came from.
     pub path: PathBuf,
 }
@@ -191,6 +197,7 @@ pub enum ChannelConfig {
     Log(LogChannelConfig),
     Exec(ExecChannelConfig),
     Push(PushChannelConfig),
+    Mqtt(MqttChannelConfig),
 }
 
 impl ChannelConfig {
@@ -201,6 +208,7 @@ impl ChannelConfig {
             ChannelConfig::Log(c) => &c.name,
             ChannelConfig::Exec(c) => &c.name,
             ChannelConfig::Push(c) => &c.name,
+            ChannelConfig::Mqtt(c) => &c.name,
         }
     }
 
@@ -214,6 +222,7 @@ impl ChannelConfig {
             ChannelConfig::Log(c) => &c.filter,
             ChannelConfig::Exec(c) => &c.filter,
             ChannelConfig::Push(_) => &ALL,
+            ChannelConfig::Mqtt(c) => &c.filter,
         }
     }
 }

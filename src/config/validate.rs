@@ -8,6 +8,7 @@
 //! * `[check]`: the policies parse, with errors placed inside the TOML string, and default
 //!   to "critical when a server is not running or crashed, warning when a server's zones
 //!   are not all ready".
+//! * `[[anycast]]` and `[[driver]]`: in [`super::anycast`].
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -16,6 +17,7 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::Errors;
+use super::anycast;
 use super::document::{Document, Entry};
 use super::file::{
     ChannelFile, CheckFile, HttpFile, PushChannelFile, ServerFile, check_label, hostname,
@@ -33,6 +35,7 @@ pub(super) fn validate(document: Document, path: &Path, errors: &mut Errors) -> 
         file,
         sources,
         channels,
+        drivers,
     } = document;
     let node = match file.node {
         Some(node) => {
@@ -47,8 +50,10 @@ pub(super) fn validate(document: Document, path: &Path, errors: &mut Errors) -> 
     let servers = validate_servers(file.server, errors);
     let known = KnownServers::new(&servers);
     let sources = validate_sources(sources, &servers, &known, errors);
-    let channels = validate_channels(channels, &known, errors);
+    let channels = validate_channels(channels, &node, &known, errors);
     let check = validate_check(file.check, &servers, &known, errors);
+    let drivers = anycast::validate_drivers(drivers, errors);
+    let anycast = anycast::validate_anycast(file.anycast, &drivers, &known, errors);
     Some(Config {
         node,
         journal: JournalConfig {
@@ -61,6 +66,8 @@ pub(super) fn validate(document: Document, path: &Path, errors: &mut Errors) -> 
         sources,
         channels,
         check: check?,
+        anycast,
+        drivers,
         path: path.to_path_buf(),
     })
 }
@@ -132,7 +139,7 @@ fn validate_servers(files: Vec<ServerFile>, errors: &mut Errors) -> Vec<ServerCo
 }
 
 /// The configured server names, for checking references to them.
-struct KnownServers {
+pub(super) struct KnownServers {
     names: Vec<String>,
 }
 
@@ -274,6 +281,7 @@ fn validate_sources(
 
 fn validate_channels(
     entries: Vec<Entry<ChannelFile>>,
+    node: &str,
     known: &KnownServers,
     errors: &mut Errors,
 ) -> Vec<ChannelConfig> {
@@ -338,6 +346,13 @@ fn validate_channels(
                 ChannelConfig::Push(validate_push(file, &at, errors)),
                 "the default name of a push channel",
             ),
+            ChannelFile::Mqtt(file) => {
+                let conditions = conditions(&file.conditions, errors);
+                (
+                    ChannelConfig::Mqtt(super::mqtt::check(file, node, conditions, &at, errors)),
+                    "the default name of an mqtt channel",
+                )
+            }
         };
         let name = channel.name();
         let name_span = at.value_span("name");
@@ -520,7 +535,7 @@ fn validate_check(
 
 /// The policy written in `value`, or the `default` text. A default made from server names
 /// that are not valid labels may not parse; those names are reported already.
-fn policy(
+pub(super) fn policy(
     value: Option<Spanned<String>>,
     default: String,
     known: &KnownServers,

@@ -9,6 +9,8 @@
 //! | `dns_oops_journal_seq` | gauge: the last signal's `seq` | – |
 //! | `dns_oops_channel_delivered_seq` | gauge: the last `seq` a channel delivered | `channel` |
 //! | `dns_oops_channel_errors_total` | counter | `channel` |
+//! | `dns_oops_anycast_driver_up` | gauge: 1 while the BGP daemon is reachable | `driver` |
+//! | `dns_oops_anycast_announced` | gauge: 1 while the policy's prefixes are to be announced | `policy` |
 //!
 //! A `(server, condition)` pair that was met once stays in `dns_oops_conditions_met` with
 //! the value 0 after it clears, so that alerts on it see a 0 rather than no series.
@@ -57,6 +59,16 @@ struct ChannelLabels {
     channel: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DriverLabels {
+    driver: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    policy: String,
+}
+
 fn probe_duration_histogram() -> Histogram {
     // 0.25 ms to about 4 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
@@ -75,6 +87,8 @@ pub struct Metrics {
     journal_seq: Gauge,
     channel_delivered_seq: Family<ChannelLabels, Gauge>,
     channel_errors: Family<ChannelLabels, Counter>,
+    anycast_driver_up: Family<DriverLabels, Gauge>,
+    anycast_announced: Family<PolicyLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -126,6 +140,18 @@ impl Metrics {
             "Failed deliveries, by channel",
             channel_errors.clone(),
         );
+        let anycast_driver_up = Family::<DriverLabels, Gauge>::default();
+        registry.register(
+            "dns_oops_anycast_driver_up",
+            "Whether an anycast driver reaches its BGP daemon",
+            anycast_driver_up.clone(),
+        );
+        let anycast_announced = Family::<PolicyLabels, Gauge>::default();
+        registry.register(
+            "dns_oops_anycast_announced",
+            "Whether an anycast policy's prefixes are to be announced",
+            anycast_announced.clone(),
+        );
         Metrics {
             registry,
             signals,
@@ -136,7 +162,27 @@ impl Metrics {
             journal_seq,
             channel_delivered_seq,
             channel_errors,
+            anycast_driver_up,
+            anycast_announced,
         }
+    }
+
+    /// Sets `dns_oops_anycast_driver_up`.
+    pub fn anycast_driver_up(&self, driver: &str, up: bool) {
+        self.anycast_driver_up
+            .get_or_create(&DriverLabels {
+                driver: driver.to_string(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// Sets `dns_oops_anycast_announced`.
+    pub fn anycast_announced(&self, policy: &str, announced: bool) {
+        self.anycast_announced
+            .get_or_create(&PolicyLabels {
+                policy: policy.to_string(),
+            })
+            .set(i64::from(announced));
     }
 
     /// Counts a signal and moves `dns_oops_journal_seq` to it.

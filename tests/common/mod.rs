@@ -2,6 +2,8 @@
 //! lines from stdout.
 #![allow(dead_code)] // each test file uses a part of the harness
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

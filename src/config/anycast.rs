@@ -1,0 +1,675 @@
+//! `[[anycast]]` policies and the `[[driver]]` tables they name.
+//!
+//! ```toml
+//! [[driver]]
+//! type = "bird"
+//! socket = "/run/bird/bird.ctl"
+//!
+//! [[anycast]]
+//! name = "dns"
+//! prefixes = ["192.0.2.53/32", "2001:db8::53/128"]
+//! announce-when = "server-running(knot) and all-zones-ready(knot)"
+//! prepend-when = "query-rate-high(knot)"
+//! prepend = 3
+//! hold-down = "5s"
+//! on-shutdown = "withdraw"
+//! driver = "bird"
+//! ```
+//!
+//! Checked here: policy names unique and usable in BGP daemon configs, the expressions
+//! parse and name configured servers (errors point inside the TOML string), `prepend` and
+//! `prepend-when` come together, every policy names a configured driver (or there is
+//! exactly one), driver names are unique.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Errors;
+use super::document::Entry;
+use super::file::duration;
+use super::notify_in::AddressPrefix;
+use super::validate::{KnownServers, policy};
+use crate::engine::policy::Policy;
+
+/// Most AS-path prepends a policy may ask for.
+pub const MAX_PREPEND: u8 = 16;
+
+/// One `[[anycast]]` policy, validated.
+#[derive(Debug, Clone)]
+pub struct AnycastConfig {
+    /// `[a-z0-9_-]`, unique; it keys the announced state in the journal.
+    pub name: String,
+    /// Never empty.
+    pub prefixes: Vec<AddressPrefix>,
+    pub announce_when: Policy,
+    /// While this holds (and the prefixes are announced), the AS path is prepended
+    /// `prepend` times.
+    pub prepend_when: Option<Policy>,
+    pub prepend: u8,
+    /// Minimum time between two changes of what is announced; see `crate::anycast`.
+    pub hold_down: Duration,
+    pub on_shutdown: OnShutdown,
+    /// The name of a [`DriverConfig`].
+    pub driver: String,
+    /// What the driver calls this policy's routes: for BIRD, the `protocol static`s
+    /// switched on and off together (one per address family). Default `["oops_<name>"]`
+    /// (`-` becomes `_`). Never empty.
+    pub protocols: Vec<String>,
+    /// For BIRD, the static protocols used instead of `protocols` while prepending; default
+    /// each of `protocols` with `_prepend` appended.
+    pub prepend_protocols: Vec<String>,
+}
+
+/// What happens to a policy's routes when dns-oops stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnShutdown {
+    /// Withdraw them: a node without its controller is not announced (the default).
+    #[default]
+    Withdraw,
+    /// Leave them as they are (for restarts of dns-oops itself).
+    Keep,
+}
+
+/// A `[[driver]]`, by its `type`.
+#[derive(Debug, Clone)]
+pub enum DriverConfig {
+    Bird(BirdDriverConfig),
+}
+
+impl DriverConfig {
+    /// Unique among the drivers; default: the `type`.
+    pub fn name(&self) -> &str {
+        match self {
+            DriverConfig::Bird(bird) => &bird.name,
+        }
+    }
+}
+
+/// `type = "bird"`: BIRD 2 or 3 through its control socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BirdDriverConfig {
+    #[serde(default = "bird_name")]
+    pub name: String,
+    /// BIRD's control socket (`bird -s`); default `/run/bird/bird.ctl`.
+    #[serde(default = "bird_socket")]
+    pub socket: PathBuf,
+    /// How long one command may take before the connection is given up and retried.
+    #[serde(default = "bird_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+fn bird_name() -> String {
+    "bird".into()
+}
+
+fn bird_socket() -> PathBuf {
+    PathBuf::from("/run/bird/bird.ctl")
+}
+
+fn bird_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// One `[[anycast]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct AnycastFile {
+    pub name: Spanned<String>,
+    /// Parsed in validation, so that a bad prefix does not hide the policy's other errors.
+    pub prefixes: Spanned<Vec<Spanned<String>>>,
+    pub announce_when: Spanned<String>,
+    #[serde(default)]
+    pub prepend_when: Option<Spanned<String>>,
+    #[serde(default)]
+    pub prepend: Option<Spanned<u8>>,
+    #[serde(default = "default_hold_down", deserialize_with = "duration")]
+    pub hold_down: Duration,
+    #[serde(default)]
+    pub on_shutdown: OnShutdown,
+    #[serde(default)]
+    pub driver: Option<Spanned<String>>,
+    #[serde(default)]
+    pub protocols: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub prepend_protocols: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+fn default_hold_down() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// Checks the drivers: names unique and not empty.
+pub(super) fn validate_drivers(
+    entries: Vec<Entry<DriverConfig>>,
+    errors: &mut Errors,
+) -> Vec<DriverConfig> {
+    let mut first_lines: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for Entry {
+        value,
+        positions: at,
+    } in entries
+    {
+        let name = value.name().to_string();
+        let span = at.value_span("name");
+        if name.trim().is_empty() {
+            errors.at(span.clone(), "a driver name cannot be empty".into());
+        }
+        match first_lines.get(&name) {
+            Some(first) => errors.at(
+                span,
+                format!(
+                    "duplicate driver name `{name}`: already used on line {first}; give each driver its own `name`"
+                ),
+            ),
+            None => {
+                first_lines.insert(name, errors.line_of(&at.span));
+            }
+        }
+        if let DriverConfig::Bird(bird) = &value
+            && bird.timeout.is_zero()
+        {
+            errors.at(
+                at.value_span("timeout"),
+                "`timeout` must be more than 0".into(),
+            );
+        }
+        out.push(value);
+    }
+    out
+}
+
+/// Checks the policies against the servers and drivers.
+pub(super) fn validate_anycast(
+    files: Vec<AnycastFile>,
+    drivers: &[DriverConfig],
+    known: &KnownServers,
+    errors: &mut Errors,
+) -> Vec<AnycastConfig> {
+    let mut first_lines: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for file in files {
+        let name_span = file.name.span();
+        let name = file.name.into_inner();
+        if let Err(e) = check_policy_name(&name) {
+            errors.at(name_span.clone(), e);
+        }
+        match first_lines.get(&name) {
+            Some(first) => errors.at(
+                name_span.clone(),
+                format!("duplicate anycast policy `{name}`: already defined on line {first}"),
+            ),
+            None => {
+                first_lines.insert(name.clone(), errors.line_of(&name_span));
+            }
+        }
+        let mut prefixes: Vec<AddressPrefix> = Vec::new();
+        for written in file.prefixes.get_ref() {
+            match written.get_ref().parse::<AddressPrefix>() {
+                Err(e) => errors.at(written.span(), e),
+                Ok(prefix) if prefixes.contains(&prefix) => {
+                    errors.at(written.span(), format!("prefix `{prefix}` is listed twice"))
+                }
+                Ok(prefix) => prefixes.push(prefix),
+            }
+        }
+        if file.prefixes.get_ref().is_empty() {
+            errors.at(
+                file.prefixes.span(),
+                "`prefixes` cannot be empty: list what this policy announces, e.g. [\"192.0.2.53/32\"]"
+                    .into(),
+            );
+        }
+        let announce_when = policy(Some(file.announce_when), "false".into(), known, errors);
+        let prepend_when = file
+            .prepend_when
+            .map(|p| (p.span(), policy(Some(p), "false".into(), known, errors)));
+        let prepend = match (prepend_when.as_ref(), file.prepend.as_ref()) {
+            (Some((span, _)), None) => {
+                errors.at(
+                    span.clone(),
+                    "`prepend-when` needs `prepend`, the number of times to prepend".into(),
+                );
+                0
+            }
+            (None, Some(count)) => {
+                errors.at(
+                    count.span(),
+                    "`prepend` needs `prepend-when`, the policy that says when".into(),
+                );
+                0
+            }
+            (Some(_), Some(count)) if !(1..=MAX_PREPEND).contains(count.get_ref()) => {
+                errors.at(
+                    count.span(),
+                    format!("`prepend` must be 1 to {MAX_PREPEND}"),
+                );
+                0
+            }
+            (Some(_), Some(count)) => *count.get_ref(),
+            (None, None) => 0,
+        };
+        let driver = match file.driver {
+            Some(written) => {
+                if !drivers.iter().any(|d| d.name() == written.get_ref()) {
+                    errors.at(
+                        written.span(),
+                        format!(
+                            "unknown driver `{}`; {}",
+                            written.get_ref(),
+                            driver_list(drivers)
+                        ),
+                    );
+                }
+                written.into_inner()
+            }
+            None => match drivers {
+                [only] => only.name().to_string(),
+                _ => {
+                    errors.at(
+                        name_span.clone(),
+                        format!(
+                            "anycast policy `{name}` needs `driver`; {}",
+                            driver_list(drivers)
+                        ),
+                    );
+                    String::new()
+                }
+            },
+        };
+        let protocols = protocol_names(
+            file.protocols,
+            vec![format!("oops_{}", name.replace('-', "_"))],
+            errors,
+        );
+        let prepend_protocols = protocol_names(
+            file.prepend_protocols,
+            protocols.iter().map(|p| format!("{p}_prepend")).collect(),
+            errors,
+        );
+        let (Some(announce_when), prepend_when) = (announce_when, prepend_when) else {
+            continue;
+        };
+        let prepend_when = match prepend_when {
+            Some((_, Some(policy))) => Some(policy),
+            Some((_, None)) => continue,
+            None => None,
+        };
+        out.push(AnycastConfig {
+            name,
+            prefixes,
+            announce_when,
+            prepend_when,
+            prepend,
+            hold_down: file.hold_down,
+            on_shutdown: file.on_shutdown,
+            driver,
+            protocols,
+            prepend_protocols,
+        });
+    }
+    out
+}
+
+fn driver_list(drivers: &[DriverConfig]) -> String {
+    if drivers.is_empty() {
+        return "no [[driver]] is configured: add one, e.g. `type = \"bird\"`".into();
+    }
+    let names: Vec<String> = drivers.iter().map(|d| format!("`{}`", d.name())).collect();
+    format!("configured drivers: {}", names.join(", "))
+}
+
+/// Policy names key journal rows and become parts of BGP daemon symbols.
+fn check_policy_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "anycast policy name `{name}` must be 1–63 characters of a-z, 0-9, `-` and `_`"
+        ))
+    }
+}
+
+/// BIRD symbols: a letter or `_`, then letters, digits and `_`; at least one.
+fn protocol_names(
+    written: Option<Spanned<Vec<Spanned<String>>>>,
+    default: Vec<String>,
+    errors: &mut Errors,
+) -> Vec<String> {
+    let Some(written) = written else {
+        return default;
+    };
+    if written.get_ref().is_empty() {
+        errors.at(
+            written.span(),
+            "the list of protocols cannot be empty".into(),
+        );
+    }
+    let mut names = Vec::new();
+    for name in written.into_inner() {
+        let mut chars = name.get_ref().chars();
+        let ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && name.get_ref().len() <= 64;
+        if !ok {
+            errors.at(
+                name.span(),
+                format!(
+                    "protocol name `{}` must be a BIRD symbol: a letter or `_`, then letters, digits and `_`",
+                    name.get_ref()
+                ),
+            );
+        }
+        names.push(name.into_inner());
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::{Config, ConfigProblem, line_column, parse};
+    use super::*;
+
+    const BASE: &str = r#"
+[[server]]
+name = "knot"
+address = "127.0.0.1:5301"
+zones = ["a.test."]
+
+[[driver]]
+type = "bird"
+socket = "/tmp/bird.ctl"
+"#;
+
+    fn config(extra: &str) -> Config {
+        parse(&format!("{BASE}{extra}"), Path::new("t.toml"))
+            .unwrap_or_else(|e| panic!("refused: {e}"))
+    }
+
+    fn problems(extra: &str) -> (String, Vec<ConfigProblem>) {
+        let text = format!("{BASE}{extra}");
+        match parse(&text, Path::new("t.toml")) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => (text, e.problems().to_vec()),
+        }
+    }
+
+    /// The first problem is at `needle` (plus `skip` bytes) and contains `expected`.
+    fn assert_problem(extra: &str, needle: &str, skip: usize, expected: &str) {
+        let (text, problems) = problems(extra);
+        let offset = text.find(needle).unwrap_or_else(|| panic!("no `{needle}`")) + skip;
+        let (line, column) = line_column(&text, offset);
+        let first = &problems[0];
+        assert!(
+            first.message.contains(expected),
+            "expected `{expected}` in: {}",
+            first.message
+        );
+        assert_eq!(
+            (first.line, first.column),
+            (line, column),
+            "{}",
+            first.message
+        );
+    }
+
+    #[test]
+    fn a_policy_gets_its_defaults() {
+        let c = config(
+            r#"
+[[anycast]]
+name = "dns-v4"
+prefixes = ["192.0.2.53/32", "2001:db8::53/128", "198.51.100.7"]
+announce-when = "server-running(knot) and all-zones-ready(knot)"
+"#,
+        );
+        let DriverConfig::Bird(bird) = &c.drivers[0];
+        assert_eq!(bird.name, "bird");
+        assert_eq!(bird.socket, Path::new("/tmp/bird.ctl"));
+        assert_eq!(bird.timeout, Duration::from_secs(2));
+        let p = &c.anycast[0];
+        assert_eq!(p.name, "dns-v4");
+        let prefixes: Vec<String> = p.prefixes.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            prefixes,
+            ["192.0.2.53/32", "2001:db8::53/128", "198.51.100.7/32"]
+        );
+        assert_eq!(p.driver, "bird");
+        assert_eq!(p.hold_down, Duration::from_secs(5));
+        assert_eq!(p.on_shutdown, OnShutdown::Withdraw);
+        assert_eq!(p.protocols, ["oops_dns_v4"]);
+        assert_eq!(p.prepend_protocols, ["oops_dns_v4_prepend"]);
+        assert!(p.prepend_when.is_none());
+        assert_eq!(p.prepend, 0);
+    }
+
+    #[test]
+    fn a_policy_with_everything_set() {
+        let c = config(
+            r#"
+[[anycast]]
+name = "dns"
+prefixes = ["192.0.2.53/32", "2001:db8::53/128"]
+announce-when = "server-running(knot)"
+prepend-when = "query-rate-high(knot)"
+prepend = 3
+hold-down = "30s"
+on-shutdown = "keep"
+driver = "bird"
+protocols = ["anycast4", "anycast6"]
+prepend-protocols = ["anycast4_slow", "anycast6_slow"]
+"#,
+        );
+        let p = &c.anycast[0];
+        assert_eq!(p.prepend, 3);
+        assert!(p.prepend_when.is_some());
+        assert_eq!(p.hold_down, Duration::from_secs(30));
+        assert_eq!(p.on_shutdown, OnShutdown::Keep);
+        assert_eq!(p.protocols, ["anycast4", "anycast6"]);
+        assert_eq!(p.prepend_protocols, ["anycast4_slow", "anycast6_slow"]);
+    }
+
+    #[test]
+    fn policy_errors_point_into_the_expression() {
+        let policy = |when: &str| {
+            format!(
+                "[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53/32\"]\nannounce-when = \"{when}\"\n"
+            )
+        };
+        assert_problem(
+            &policy("server-running(knot) and all-zones-redy(knot)"),
+            "all-zones-redy",
+            0,
+            "unknown condition `all-zones-redy`",
+        );
+        assert_problem(
+            &policy("server-running(nsd)"),
+            "nsd)",
+            0,
+            "unknown server `nsd`",
+        );
+        assert_problem(
+            &policy("server-running(knot) and"),
+            "server-running(knot) and\"",
+            24,
+            "invalid policy",
+        );
+    }
+
+    #[test]
+    fn prefixes_are_checked_where_written() {
+        assert_problem(
+            "[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53/32\", \"192.0.2.0/33\"]\nannounce-when = \"true\"\n",
+            "\"192.0.2.0/33\"",
+            0,
+            "invalid address prefix",
+        );
+        assert_problem(
+            "[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53/24\"]\nannounce-when = \"true\"\n",
+            "\"192.0.2.53/24\"",
+            0,
+            "bits set past its length",
+        );
+        assert_problem(
+            "[[anycast]]\nname = \"dns\"\nprefixes = []\nannounce-when = \"true\"\n",
+            "[]",
+            0,
+            "`prefixes` cannot be empty",
+        );
+        assert_problem(
+            "[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53\", \"192.0.2.53/32\"]\nannounce-when = \"true\"\n",
+            "\"192.0.2.53/32\"",
+            0,
+            "listed twice",
+        );
+    }
+
+    #[test]
+    fn drivers_are_named_and_known() {
+        assert_problem(
+            "[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53/32\"]\nannounce-when = \"true\"\ndriver = \"bird2\"\n",
+            "\"bird2\"",
+            0,
+            "unknown driver `bird2`; configured drivers: `bird`",
+        );
+        assert_problem(
+            "[[driver]]\ntype = \"bird\"\nsocket = \"/x\"\n",
+            "\n[[driver]]\ntype = \"bird\"\nsocket = \"/x\"",
+            1,
+            "duplicate driver name `bird`",
+        );
+        assert_problem(
+            "[[driver]]\ntype = \"exabird\"\n",
+            "\"exabird\"",
+            0,
+            "unknown type `exabird`; expected one of `bird`",
+        );
+        assert_problem(
+            "[[driver]]\ntype = \"bird\"\nname = \"b2\"\nsocke = \"/x\"\n",
+            "socke =",
+            0,
+            "unknown field `socke`",
+        );
+    }
+
+    #[test]
+    fn prepend_comes_with_prepend_when() {
+        let base = "[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53/32\"]\nannounce-when = \"true\"\n";
+        assert_problem(
+            &format!("{base}prepend = 2\n"),
+            "2\n",
+            0,
+            "`prepend` needs `prepend-when`",
+        );
+        assert_problem(
+            &format!("{base}prepend-when = \"server-crashed(knot)\"\n"),
+            "\"server-crashed(knot)\"",
+            0,
+            "`prepend-when` needs `prepend`",
+        );
+        assert_problem(
+            &format!("{base}prepend-when = \"true\"\nprepend = 17\n"),
+            "17",
+            0,
+            "`prepend` must be 1 to 16",
+        );
+        assert_problem(
+            &format!("{base}on-shutdown = \"linger\"\n"),
+            "\"linger\"",
+            0,
+            "unknown variant `linger`",
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert_problem(
+            "[[anycast]]\nname = \"DNS!\"\nprefixes = [\"192.0.2.53/32\"]\nannounce-when = \"true\"\n",
+            "\"DNS!\"",
+            0,
+            "anycast policy name `DNS!`",
+        );
+        assert_problem(
+            "[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53/32\"]\nannounce-when = \"true\"\nprotocols = [\"ok\", \"no-dash\"]\n",
+            "\"no-dash\"",
+            0,
+            "must be a BIRD symbol",
+        );
+        let twice = "[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53/32\"]\nannounce-when = \"true\"\n";
+        let (text, problems) = problems(&format!("{twice}{twice}"));
+        let second = text.rfind("\"dns\"").unwrap();
+        assert_eq!(
+            (problems[0].line, problems[0].column),
+            line_column(&text, second)
+        );
+        assert!(
+            problems[0]
+                .message
+                .contains("duplicate anycast policy `dns`")
+        );
+    }
+
+    #[test]
+    fn the_shipped_examples_parse() {
+        for (name, text) in [
+            ("etc/dns-oops.toml", include_str!("../../etc/dns-oops.toml")),
+            (
+                "etc/examples/anycast-bird.toml",
+                include_str!("../../etc/examples/anycast-bird.toml"),
+            ),
+        ] {
+            let c = parse(text, Path::new(name)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(c.anycast[0].protocols, ["oops_dns4", "oops_dns6"], "{name}");
+            assert_eq!(c.anycast[0].prefixes.len(), 2, "{name}");
+        }
+        // The lab of the issue: knotd of knot-probe.toml, BIRD's socket in the lab directory.
+        let lab = parse(
+            include_str!("../../etc/examples/anycast-bird.toml"),
+            Path::new("anycast-bird.toml"),
+        )
+        .unwrap();
+        let DriverConfig::Bird(bird) = &lab.drivers[0];
+        assert_eq!(bird.socket, Path::new("/tmp/dns-oops-lab/bird.ctl"));
+        assert!(
+            lab.summary().ends_with(", 1 anycast policy (dns via bird)"),
+            "{}",
+            lab.summary()
+        );
+        assert_eq!(
+            lab.anycast[0].announce_when.text(),
+            "server-running(knot) and all-zones-ready(knot)"
+        );
+    }
+
+    #[test]
+    fn a_policy_without_driver_needs_exactly_one() {
+        let text = r#"
+[[server]]
+name = "knot"
+address = "127.0.0.1:5301"
+
+[[anycast]]
+name = "dns"
+prefixes = ["192.0.2.53/32"]
+announce-when = "true"
+"#;
+        let e = parse(text, Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("no [[driver]] is configured"), "{e}");
+    }
+}
