@@ -135,12 +135,18 @@ pub async fn run(
     for channel_config in &config.channels {
         if let ChannelConfig::Push(push) = channel_config {
             let serial = journal.last_seq().map_err(journal_err)? as u32;
-            let channel = PushChannel::start(push, &config.node, &engine.current(), serial)
-                .await
-                .map_err(|source| DaemonError::Push {
-                    name: push.name.clone(),
-                    source,
-                })?;
+            let channel = PushChannel::start(
+                push,
+                &config.node,
+                &engine.current(),
+                serial,
+                metrics.clone(),
+            )
+            .await
+            .map_err(|source| DaemonError::Push {
+                name: push.name.clone(),
+                source,
+            })?;
             tracing::info!(
                 channel = push.name,
                 "DNS Push for {} on {} (TLS)",

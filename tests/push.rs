@@ -37,8 +37,16 @@ key = "{dir}/server.key"
 }
 
 /// Writes a daemon config: node `it`, the lab server on `lab_port` serving `zones`, probed
-/// every `interval`, a log channel and the push channel table `push`.
-fn lab_daemon_config(path: &Path, zones: &[String], lab_port: u16, interval: &str, push: &str) {
+/// every `interval`, a log channel and the push channel table `push`. Returns the address
+/// of its HTTP API.
+fn lab_daemon_config(
+    path: &Path,
+    zones: &[String],
+    lab_port: u16,
+    interval: &str,
+    push: &str,
+) -> SocketAddr {
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let dir = path.parent().unwrap().display();
     let zones = zones.join(", ");
     let text = format!(
@@ -46,7 +54,7 @@ fn lab_daemon_config(path: &Path, zones: &[String], lab_port: u16, interval: &st
 [journal]
 path = "{dir}/journal.sqlite"
 [http]
-listen = "off"
+listen = "{http}"
 [[server]]
 name = "lab"
 address = "127.0.0.1:{lab_port}"
@@ -63,6 +71,16 @@ type = "log"
 {push}"#
     );
     std::fs::write(path, text).unwrap();
+    http
+}
+
+/// `GET /metrics` from a daemon's HTTP API.
+fn metrics(http: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(http).unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
 }
 
 /// `dns-oops subscribe … --json`, its lines read on a thread.
@@ -361,7 +379,7 @@ fn a_subscriber_that_stops_reading_does_not_delay_the_others() {
     let zones: Vec<String> = (0..ZONES).map(|i| format!("\"z{i}.test.\"")).collect();
     let push_port = free_port();
     let config = dir.path().join("dns-oops.toml");
-    lab_daemon_config(
+    let http = lab_daemon_config(
         &config,
         &zones,
         lab_port,
@@ -440,6 +458,12 @@ fn a_subscriber_that_stops_reading_does_not_delay_the_others() {
         }
     };
     eprintln!("slow subscriber: {ended}; reading subscriber's worst delay {worst:?}");
+    let text = metrics(http);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("dns_oops_push_dropped_total{")),
+        "the drop is counted in /metrics:\n{text}"
+    );
     drop(lab);
 }
 

@@ -11,6 +11,8 @@
 //! | `dns_oops_channel_errors_total` | counter | `channel` |
 //! | `dns_oops_anycast_driver_up` | gauge: 1 while the BGP daemon is reachable | `driver` |
 //! | `dns_oops_anycast_announced` | gauge: 1 while the policy's prefixes are to be announced | `policy` |
+//! | `dns_oops_push_sessions` | gauge: DNS Push sessions open | `channel` |
+//! | `dns_oops_push_dropped_total` | counter: sessions dropped for not reading | `channel`, `reason` (`lagging`, `write-timeout`) |
 //!
 //! A `(server, condition)` pair that was met once stays in `dns_oops_conditions_met` with
 //! the value 0 after it clears, so that alerts on it see a 0 rather than no series.
@@ -60,6 +62,12 @@ struct ChannelLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    channel: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DriverLabels {
     driver: String,
 }
@@ -89,6 +97,8 @@ pub struct Metrics {
     channel_errors: Family<ChannelLabels, Counter>,
     anycast_driver_up: Family<DriverLabels, Gauge>,
     anycast_announced: Family<PolicyLabels, Gauge>,
+    push_sessions: Family<ChannelLabels, Gauge>,
+    push_dropped: Family<DropLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -152,6 +162,18 @@ impl Metrics {
             "Whether an anycast policy's prefixes are to be announced",
             anycast_announced.clone(),
         );
+        let push_sessions = Family::<ChannelLabels, Gauge>::default();
+        registry.register(
+            "dns_oops_push_sessions",
+            "DNS Push sessions open",
+            push_sessions.clone(),
+        );
+        let push_dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "dns_oops_push_dropped",
+            "DNS Push sessions dropped for not reading, by reason",
+            push_dropped.clone(),
+        );
         Metrics {
             registry,
             signals,
@@ -164,6 +186,8 @@ impl Metrics {
             channel_errors,
             anycast_driver_up,
             anycast_announced,
+            push_sessions,
+            push_dropped,
         }
     }
 
@@ -252,6 +276,23 @@ impl Metrics {
     pub fn channel_error(&self, channel: &str) {
         self.channel_errors
             .get_or_create(&channel_labels(channel))
+            .inc();
+    }
+
+    /// Counts a DNS Push session opening (`+1`) or closing (`-1`).
+    pub fn push_session(&self, channel: &str, delta: i64) {
+        self.push_sessions
+            .get_or_create(&channel_labels(channel))
+            .inc_by(delta);
+    }
+
+    /// Counts a DNS Push session dropped because its client did not read.
+    pub fn push_dropped(&self, channel: &str, reason: &str) {
+        self.push_dropped
+            .get_or_create(&DropLabels {
+                channel: channel.to_string(),
+                reason: reason.to_string(),
+            })
             .inc();
     }
 

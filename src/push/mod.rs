@@ -22,6 +22,7 @@ use dso::ServerConfig;
 use hickory_proto::rr::Name;
 
 use crate::config::PushChannelConfig;
+use crate::http::metrics::Metrics;
 use crate::signal::CurrentCondition;
 use server::{Hub, SessionSettings};
 use tls::{ServerFiles, ServerTls, TlsError};
@@ -57,6 +58,7 @@ impl PushChannel {
         node: &str,
         current: &[CurrentCondition],
         serial: u32,
+        metrics: Arc<Metrics>,
     ) -> Result<PushChannel, PushError> {
         let tls = Arc::new(ServerTls::load(ServerFiles {
             cert: config.cert.clone(),
@@ -101,6 +103,7 @@ impl PushChannel {
         let hub = Hub::new(zone, config.queue);
         let settings = Arc::new(SessionSettings {
             channel: config.name.clone(),
+            metrics,
             dso: ServerConfig {
                 max_keepalive_interval_ms: duration_ms(config.keepalive),
                 ..ServerConfig::default()

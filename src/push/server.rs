@@ -38,6 +38,7 @@ use tokio_rustls::server::TlsStream;
 use super::tls::{ServerTls, certificate_names_match};
 use super::zone::{PUSH_SERVICE, SignalsZone};
 use crate::config::PushAllow;
+use crate::http::metrics::Metrics;
 use crate::signal::{Signal, StateChange};
 
 /// How long a client has to complete the TLS handshake.
@@ -163,9 +164,10 @@ impl Hub {
 }
 
 /// Settings of the sessions of one listener.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionSettings {
     pub channel: String,
+    pub metrics: Arc<Metrics>,
     pub dso: ServerConfig,
     pub max_sessions: usize,
     /// Empty: no ACL.
@@ -232,7 +234,9 @@ pub async fn serve(
                 let (hub, settings) = (hub.clone(), settings.clone());
                 tokio::spawn(async move {
                     hub.sessions.fetch_add(1, Ordering::Relaxed);
+                    settings.metrics.push_session(&settings.channel, 1);
                     run_session(stream, peer, acceptor, &hub, &settings).await;
+                    settings.metrics.push_session(&settings.channel, -1);
                     hub.sessions.fetch_sub(1, Ordering::Relaxed);
                 });
             }
@@ -411,6 +415,7 @@ impl Session<'_> {
                         );
                         self.updates = None;
                         write_timeout = LAGGING_WRITE_TIMEOUT;
+                        self.settings.metrics.push_dropped(&self.settings.channel, "lagging");
                         match self.dso.retry_delay(LAGGING_RETRY, Rcode::SERVFAIL, Instant::now()) {
                             Ok(sent) => actions.extend(sent),
                             Err(_) => actions.push_back(Action::Abort(dso::AbortReason::NoFreeMessageId)),
@@ -435,6 +440,9 @@ impl Session<'_> {
                             peer = %self.peer,
                             "client did not read for {write_timeout:?}: aborting the session"
                         );
+                        self.settings
+                            .metrics
+                            .push_dropped(&self.settings.channel, "write-timeout");
                         break Ending::Abort;
                     }
                 }
