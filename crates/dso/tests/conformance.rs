@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{name, ptr};
+use common::{Clock, abort_reason, events, name, ptr, sends, sent_messages, to_client, to_server};
 use dso::{
     AbortReason, Action, ClientConfig, ClientSession, DsoMessage, Event, Keepalive,
     MAX_PUSH_MESSAGE_LEN, MessageKind, NameCompression, PushChange, Rcode, ServerConfig,
@@ -17,67 +17,6 @@ use hickory_proto::rr::rdata::{A, TXT};
 use hickory_proto::rr::{DNSClass, RData, RecordType};
 
 // ---- helpers ----------------------------------------------------------------------------
-
-/// A fake clock: instants relative to a fixed start.
-struct Clock(Instant);
-
-impl Clock {
-    fn new() -> Self {
-        Self(Instant::now())
-    }
-
-    fn at(&self, secs: f64) -> Instant {
-        self.0 + Duration::from_secs_f64(secs)
-    }
-}
-
-fn sends(actions: &[Action]) -> Vec<Vec<u8>> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send(bytes) => Some(bytes.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn sent_messages(actions: &[Action]) -> Vec<DsoMessage> {
-    sends(actions)
-        .iter()
-        .map(|b| decode(b).expect("sessions only send valid messages"))
-        .collect()
-}
-
-fn events(actions: &[Action]) -> Vec<Event> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Deliver(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn abort_reason(actions: &[Action]) -> &AbortReason {
-    match actions {
-        [Action::Abort(reason)] => reason,
-        other => panic!("expected a single Abort, got {other:?}"),
-    }
-}
-
-fn to_server(server: &mut ServerSession, actions: &[Action], now: Instant) -> Vec<Action> {
-    sends(actions)
-        .iter()
-        .flat_map(|b| server.receive(b, now))
-        .collect()
-}
-
-fn to_client(client: &mut ClientSession, actions: &[Action], now: Instant) -> Vec<Action> {
-    sends(actions)
-        .iter()
-        .flat_map(|b| client.receive(b, now))
-        .collect()
-}
 
 fn encode(message: DsoMessage) -> Vec<u8> {
     message.encode().expect("encode")

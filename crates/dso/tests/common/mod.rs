@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::time::{Duration, Instant};
+
+use dso::{AbortReason, Action, ClientSession, DsoMessage, Event, ServerSession, decode};
 use hickory_proto::rr::rdata::PTR;
 use hickory_proto::rr::{Name, RData};
 
@@ -80,4 +83,65 @@ pub mod reference {
         RECONFIRM,
         RETRY_DELAY,
     ];
+}
+
+/// A fake clock: instants relative to a fixed start.
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn new() -> Self {
+        Self(Instant::now())
+    }
+
+    pub fn at(&self, secs: f64) -> Instant {
+        self.0 + Duration::from_secs_f64(secs)
+    }
+}
+
+pub fn sends(actions: &[Action]) -> Vec<Vec<u8>> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(bytes) => Some(bytes.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn sent_messages(actions: &[Action]) -> Vec<DsoMessage> {
+    sends(actions)
+        .iter()
+        .map(|b| decode(b).expect("we only send valid messages"))
+        .collect()
+}
+
+pub fn events(actions: &[Action]) -> Vec<Event> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deliver(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn abort_reason(actions: &[Action]) -> &AbortReason {
+    match actions {
+        [Action::Abort(reason)] => reason,
+        other => panic!("expected a single Abort, got {other:?}"),
+    }
+}
+
+pub fn to_server(server: &mut ServerSession, actions: &[Action], now: Instant) -> Vec<Action> {
+    sends(actions)
+        .iter()
+        .flat_map(|b| server.receive(b, now))
+        .collect()
+}
+
+pub fn to_client(client: &mut ClientSession, actions: &[Action], now: Instant) -> Vec<Action> {
+    sends(actions)
+        .iter()
+        .flat_map(|b| client.receive(b, now))
+        .collect()
 }
