@@ -119,6 +119,9 @@ enum Command {
         config: PathBuf,
     },
     CheckZone(crate::zone::check_zone::CheckZoneArgs),
+    /// Summarise a dnstap capture (a Frame Streams file): frames, messages by type,
+    /// responses by RCODE and Extended DNS Error, queries and responses per second.
+    DnstapRead(crate::dnstap::read::DnstapReadArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -216,6 +219,7 @@ async fn dispatch(command: Command) -> ExitCode {
         }
         Command::Check { config } => crate::check::run(&config).await,
         Command::CheckZone(args) => crate::zone::check_zone::run(&args),
+        Command::DnstapRead(args) => crate::dnstap::read::run(&args),
     }
 }
 

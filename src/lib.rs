@@ -8,9 +8,11 @@
 //!    conditions, and the policy expression language.
 //! 4. [`config`] — the TOML model, its validation and its error messages.
 //! 5. [`journal`] — SQLite storage of every signal and of the current state.
-//! 6. [`sources`] — where observations come from: SOA probes, the server's process, NOTIFY.
-//! 7. [`channels`] — where signals go: log lines, commands; [`anycast`] — policies over
-//!    conditions that announce and withdraw prefixes through BGP daemons.
+//! 6. [`sources`] — where observations come from: SOA probes, the server's process, NOTIFY,
+//!    Knot's D-Bus signals.
+//!    [`dnstap`] — Frame Streams and dnstap decoding, and `dnstap-read`, a capture's summary.
+//! 7. [`channels`] — where signals go: log lines, commands, MQTT, webhooks; [`anycast`] —
+//!    policies over conditions that announce and withdraw prefixes through BIRD and ExaBGP.
 //! 8. [`http`] — the HTTP API, server-sent events, metrics, and the clients behind
 //!    `status` and `watch`.
 //! 9. [`push`] — the signals zone over DNS Push (RFC 8765) on TLS, and the `subscribe`
@@ -28,6 +30,7 @@ pub mod condition;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod dnstap;
 pub mod engine;
 pub mod http;
 pub mod journal;

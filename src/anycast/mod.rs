@@ -5,7 +5,7 @@
 //!                                                              │ policy → wanted → hold-down
 //!                                                              │   → intended (journal)
 //!                                                              ▼
-//!                                                   driver: BIRD control socket
+//!                                  driver: BIRD control socket, or ExaBGP API process
 //! ```
 //!
 //! After every engine step the daemon hands the met conditions to [`Anycast::apply`]. Each
@@ -30,10 +30,13 @@
 //!   `ExecStopPost=/usr/sbin/birdc disable "oops_*"`) — `etc/examples/bird/bird.conf`
 //!   shows the static protocols, which start `disabled` so that BIRD alone announces
 //!   nothing.
+//! * **The `exabgp` driver** runs the other way round: ExaBGP starts dns-oops as its API
+//!   process and dns-oops lives and dies with it; see `exabgp` for restarts and deaths.
 
 mod bird;
 mod controller;
 mod driver;
+mod exabgp;
 mod facts;
 mod machine;
 
@@ -46,6 +49,7 @@ use tokio::task::JoinSet;
 
 pub use bird::{BirdConnection, BirdDriver, Reply, ReplyLine};
 pub use driver::{Driver, DriverError};
+pub use exabgp::{ExabgpDriver, read_lines, route_command};
 pub use facts::MetConditions;
 pub use machine::{PolicyMachine, RouteState};
 
@@ -110,6 +114,18 @@ impl Anycast {
                     let controller = Controller {
                         driver_name: bird.name.clone(),
                         driver: BirdDriver::new(bird.clone()),
+                        policies,
+                        journal: journal.clone(),
+                        metrics: metrics.clone(),
+                        facts: facts_rx.clone(),
+                        shutdown: shutdown_rx.clone(),
+                    };
+                    tasks.spawn(controller.run());
+                }
+                DriverConfig::Exabgp(exabgp) => {
+                    let controller = Controller {
+                        driver_name: exabgp.name.clone(),
+                        driver: ExabgpDriver::stdio(exabgp.clone()),
                         policies,
                         journal: journal.clone(),
                         metrics: metrics.clone(),

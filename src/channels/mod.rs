@@ -8,11 +8,14 @@
 //! * [`log`] writes signal JSON lines to stdout or a file;
 //! * [`exec`] runs a command per signal (design.md §3, "Exec");
 //! * [`mqtt`] publishes to an MQTT broker (design.md §3, "MQTT"), with its own delivery loop:
-//!   it keeps several publishes in flight and moves its cursor on the broker's PUBACKs.
+//!   it keeps several publishes in flight and moves its cursor on the broker's PUBACKs;
+//! * [`webhook`] POSTs HMAC-signed signal JSON to an HTTP(S) receiver, with its own loop:
+//!   it tries one signal until a `2xx`, with backoff, and never skips.
 
 pub mod exec;
 pub mod log;
 pub mod mqtt;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +54,8 @@ pub enum ChannelError {
     NotJournal(String),
     #[error("`{command}` failed: {status}")]
     Failed { command: String, status: String },
+    #[error("channel `{channel}`: cannot set up its HTTP client: {error}")]
+    Http { channel: String, error: String },
     #[error(transparent)]
     Tls(#[from] crate::push::tls::TlsError),
 }
@@ -60,6 +65,7 @@ pub enum Channel {
     Log(log::LogChannel),
     Exec(exec::ExecChannel),
     Mqtt(Box<mqtt::MqttChannel>),
+    Webhook(Box<webhook::WebhookChannel>),
 }
 
 impl Channel {
@@ -70,6 +76,9 @@ impl Channel {
             ChannelConfig::Exec(c) => Channel::Exec(exec::ExecChannel::new(c)),
             ChannelConfig::Push(c) => return Err(ChannelError::NotJournal(c.name.clone())),
             ChannelConfig::Mqtt(c) => Channel::Mqtt(Box::new(mqtt::MqttChannel::open(c)?)),
+            ChannelConfig::Webhook(c) => {
+                Channel::Webhook(Box::new(webhook::WebhookChannel::open(c)?))
+            }
         })
     }
 
@@ -78,6 +87,7 @@ impl Channel {
             Channel::Log(c) => c.name(),
             Channel::Exec(c) => c.name(),
             Channel::Mqtt(c) => c.name(),
+            Channel::Webhook(c) => c.name(),
         }
     }
 
@@ -86,6 +96,7 @@ impl Channel {
             Channel::Log(c) => c.filter(),
             Channel::Exec(c) => c.filter(),
             Channel::Mqtt(c) => c.filter(),
+            Channel::Webhook(c) => c.filter(),
         }
     }
 
@@ -93,7 +104,9 @@ impl Channel {
         match self {
             Channel::Log(c) => c.deliver(signal).await,
             Channel::Exec(c) => c.deliver(signal).await,
-            Channel::Mqtt(_) => unreachable!("the mqtt channel runs its own loop"),
+            Channel::Mqtt(_) | Channel::Webhook(_) => {
+                unreachable!("the mqtt and webhook channels run their own loops")
+            }
         }
     }
 
@@ -114,6 +127,7 @@ pub async fn run_channel(
 ) -> Result<(), JournalError> {
     let mut channel = match channel {
         Channel::Mqtt(mqtt) => return mqtt.run(journal, latest, metrics).await,
+        Channel::Webhook(webhook) => return webhook.run(journal, latest, metrics).await,
         other => other,
     };
     let name = channel.name().to_string();

@@ -79,6 +79,7 @@ pub enum OnShutdown {
 #[derive(Debug, Clone)]
 pub enum DriverConfig {
     Bird(BirdDriverConfig),
+    Exabgp(ExabgpDriverConfig),
 }
 
 impl DriverConfig {
@@ -86,6 +87,7 @@ impl DriverConfig {
     pub fn name(&self) -> &str {
         match self {
             DriverConfig::Bird(bird) => &bird.name,
+            DriverConfig::Exabgp(exabgp) => &exabgp.name,
         }
     }
 }
@@ -102,6 +104,33 @@ pub struct BirdDriverConfig {
     /// How long one command may take before the connection is given up and retried.
     #[serde(default = "bird_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+/// `type = "exabgp"`: dns-oops runs as an ExaBGP API `process` (ExaBGP starts it) and
+/// speaks ExaBGP's text API on its stdout, reading the `done`/`error` acks on its stdin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExabgpDriverConfig {
+    #[serde(default = "exabgp_name")]
+    pub name: String,
+    /// `next-hop` of the announcements: `"self"` (the default) or an address.
+    #[serde(default = "exabgp_next_hop")]
+    pub next_hop: String,
+    /// ExaBGP's `local-as`: prepending repeats it in the AS path. Needed by policies with
+    /// `prepend`.
+    #[serde(default)]
+    pub local_as: Option<u32>,
+    /// How long ExaBGP may take to ack one command before it is taken as unreachable.
+    #[serde(default = "bird_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+fn exabgp_name() -> String {
+    "exabgp".into()
+}
+
+fn exabgp_next_hop() -> String {
+    "self".into()
 }
 
 fn bird_name() -> String {
@@ -147,10 +176,12 @@ fn default_hold_down() -> Duration {
 /// Checks the drivers: names unique and not empty.
 pub(super) fn validate_drivers(
     entries: Vec<Entry<DriverConfig>>,
+    log_to_stdout: bool,
     errors: &mut Errors,
 ) -> Vec<DriverConfig> {
     let mut first_lines: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
+    let mut exabgp_seen = false;
     for Entry {
         value,
         positions: at,
@@ -172,13 +203,39 @@ pub(super) fn validate_drivers(
                 first_lines.insert(name, errors.line_of(&at.span));
             }
         }
-        if let DriverConfig::Bird(bird) = &value
-            && bird.timeout.is_zero()
-        {
+        let timeout = match &value {
+            DriverConfig::Bird(bird) => bird.timeout,
+            DriverConfig::Exabgp(exabgp) => exabgp.timeout,
+        };
+        if timeout.is_zero() {
             errors.at(
                 at.value_span("timeout"),
                 "`timeout` must be more than 0".into(),
             );
+        }
+        if let DriverConfig::Exabgp(exabgp) = &value {
+            let hop = &exabgp.next_hop;
+            if hop != "self" && hop.parse::<std::net::IpAddr>().is_err() {
+                errors.at(
+                    at.value_span("next-hop"),
+                    format!("`next-hop` must be \"self\" or an IP address, not `{hop}`"),
+                );
+            }
+            if exabgp_seen {
+                errors.at(
+                    at.span.clone(),
+                    "only one `exabgp` driver: ExaBGP talks to dns-oops on its stdin and stdout"
+                        .into(),
+                );
+            }
+            exabgp_seen = true;
+            if log_to_stdout {
+                errors.at(
+                    at.span.clone(),
+                    "the exabgp driver speaks to ExaBGP on stdout, where a `log` channel without `path` writes: give that channel a `path`"
+                        .into(),
+                );
+            }
         }
         out.push(value);
     }
@@ -283,6 +340,18 @@ pub(super) fn validate_anycast(
                 }
             },
         };
+        if prepend > 0
+            && let Some(DriverConfig::Exabgp(exabgp)) = drivers.iter().find(|d| d.name() == driver)
+            && exabgp.local_as.is_none()
+            && let Some(count) = file.prepend.as_ref()
+        {
+            errors.at(
+                count.span(),
+                format!(
+                    "`prepend` through the exabgp driver `{driver}` needs its `local-as`, the AS to repeat"
+                ),
+            );
+        }
         let protocols = protocol_names(
             file.protocols,
             vec![format!("oops_{}", name.replace('-', "_"))],
@@ -439,7 +508,9 @@ prefixes = ["192.0.2.53/32", "2001:db8::53/128", "198.51.100.7"]
 announce-when = "server-running(knot) and all-zones-ready(knot)"
 "#,
         );
-        let DriverConfig::Bird(bird) = &c.drivers[0];
+        let DriverConfig::Bird(bird) = &c.drivers[0] else {
+            panic!("not bird")
+        };
         assert_eq!(bird.name, "bird");
         assert_eq!(bird.socket, Path::new("/tmp/bird.ctl"));
         assert_eq!(bird.timeout, Duration::from_secs(2));
@@ -558,13 +629,53 @@ prepend-protocols = ["anycast4_slow", "anycast6_slow"]
             "[[driver]]\ntype = \"exabird\"\n",
             "\"exabird\"",
             0,
-            "unknown type `exabird`; expected one of `bird`",
+            "unknown type `exabird`; expected one of `bird`, `exabgp`",
         );
         assert_problem(
             "[[driver]]\ntype = \"bird\"\nname = \"b2\"\nsocke = \"/x\"\n",
             "socke =",
             0,
             "unknown field `socke`",
+        );
+    }
+
+    #[test]
+    fn exabgp_drivers_are_checked() {
+        let exa = "[[driver]]\ntype = \"exabgp\"\n";
+        let c = config(exa);
+        let DriverConfig::Exabgp(e) = &c.drivers[1] else {
+            panic!("not exabgp")
+        };
+        assert_eq!(
+            (e.name.as_str(), e.next_hop.as_str(), e.local_as),
+            ("exabgp", "self", None)
+        );
+        assert_eq!(e.timeout, Duration::from_secs(2));
+        assert_problem(
+            "[[driver]]\ntype = \"exabgp\"\nnext-hop = \"me\"\n",
+            "\"me\"",
+            0,
+            "`next-hop` must be \"self\" or an IP address, not `me`",
+        );
+        assert_problem(
+            &format!("{exa}[[driver]]\ntype = \"exabgp\"\nname = \"e2\"\n"),
+            "[[driver]]\ntype = \"exabgp\"\nname",
+            0,
+            "only one `exabgp` driver",
+        );
+        assert_problem(
+            &format!("[[channel]]\ntype = \"log\"\n{exa}"),
+            "[[driver]]\ntype = \"exabgp\"",
+            0,
+            "give that channel a `path`",
+        );
+        assert_problem(
+            &format!(
+                "{exa}[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53/32\"]\nannounce-when = \"true\"\nprepend-when = \"true\"\nprepend = 2\ndriver = \"exabgp\"\n"
+            ),
+            "prepend = 2",
+            10,
+            "needs its `local-as`",
         );
     }
 
@@ -626,6 +737,21 @@ prepend-protocols = ["anycast4_slow", "anycast6_slow"]
     }
 
     #[test]
+    fn the_exabgp_example_parses() {
+        let c = parse(
+            include_str!("../../etc/examples/anycast-exabgp.toml"),
+            Path::new("anycast-exabgp.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let DriverConfig::Exabgp(e) = &c.drivers[0] else {
+            panic!("not exabgp")
+        };
+        assert_eq!(e.local_as, Some(65001));
+        assert_eq!(c.anycast[0].prepend, 2);
+        assert_eq!(c.anycast[0].driver, "exabgp");
+    }
+
+    #[test]
     fn the_shipped_examples_parse() {
         for (name, text) in [
             ("etc/dns-oops.toml", include_str!("../../etc/dns-oops.toml")),
@@ -644,7 +770,9 @@ prepend-protocols = ["anycast4_slow", "anycast6_slow"]
             Path::new("anycast-bird.toml"),
         )
         .unwrap();
-        let DriverConfig::Bird(bird) = &lab.drivers[0];
+        let DriverConfig::Bird(bird) = &lab.drivers[0] else {
+            panic!("not bird")
+        };
         assert_eq!(bird.socket, Path::new("/tmp/dns-oops-lab/bird.ctl"));
         assert!(
             lab.summary().ends_with(", 1 anycast policy (dns via bird)"),

@@ -41,11 +41,16 @@ const CHANNEL_TYPES: &[Dispatch<ChannelFile>] = &[
     ("exec", |v, e| deserialize(v, e).map(ChannelFile::Exec)),
     ("push", |v, e| deserialize(v, e).map(ChannelFile::Push)),
     ("mqtt", |v, e| deserialize(v, e).map(ChannelFile::Mqtt)),
+    ("webhook", |v, e| {
+        deserialize(v, e).map(ChannelFile::Webhook)
+    }),
 ];
 
 /// The `type`s of `[[driver]]`.
-const DRIVER_TYPES: &[Dispatch<DriverConfig>] =
-    &[("bird", |v, e| deserialize(v, e).map(DriverConfig::Bird))];
+const DRIVER_TYPES: &[Dispatch<DriverConfig>] = &[
+    ("bird", |v, e| deserialize(v, e).map(DriverConfig::Bird)),
+    ("exabgp", |v, e| deserialize(v, e).map(DriverConfig::Exabgp)),
+];
 
 /// The whole file, deserialised but not yet validated.
 pub(super) struct Document<'i> {

@@ -92,6 +92,7 @@ pub(super) enum ChannelFile {
     Exec(ExecChannelFile),
     Push(PushChannelFile),
     Mqtt(super::mqtt::MqttChannelFile),
+    Webhook(super::webhook::WebhookChannelFile),
 }
 
 #[derive(Debug, Deserialize)]

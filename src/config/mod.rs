@@ -20,6 +20,7 @@ mod model;
 mod mqtt;
 mod notify_in;
 mod validate;
+mod webhook;
 
 use std::ops::Range;
 use std::path::Path;

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use super::anycast::{AnycastConfig, BirdDriverConfig, DriverConfig, MAX_PREPEND, OnShutdown};
+pub use super::anycast::{
+    AnycastConfig, BirdDriverConfig, DriverConfig, ExabgpDriverConfig, MAX_PREPEND, OnShutdown,
+};
 use super::file::defaults;
 pub use super::mqtt::{DEFAULT_MQTT_PREFIX, MqttChannelConfig, MqttPassword, MqttTls, Secret};
 pub use super::notify_in::{AddressPrefix, TsigHmac, TsigKey};
+pub use super::webhook::{WebhookChannelConfig, WebhookSecret};
 use crate::condition::ConditionId;
 use crate::engine::policy::Policy;
 use crate::signal::Signal;
@@ -198,6 +201,7 @@ pub enum ChannelConfig {
     Exec(ExecChannelConfig),
     Push(PushChannelConfig),
     Mqtt(MqttChannelConfig),
+    Webhook(WebhookChannelConfig),
 }
 
 impl ChannelConfig {
@@ -209,6 +213,7 @@ impl ChannelConfig {
             ChannelConfig::Exec(c) => &c.name,
             ChannelConfig::Push(c) => &c.name,
             ChannelConfig::Mqtt(c) => &c.name,
+            ChannelConfig::Webhook(c) => &c.name,
         }
     }
 
@@ -223,6 +228,7 @@ impl ChannelConfig {
             ChannelConfig::Exec(c) => &c.filter,
             ChannelConfig::Push(_) => &ALL,
             ChannelConfig::Mqtt(c) => &c.filter,
+            ChannelConfig::Webhook(c) => &c.filter,
         }
     }
 }

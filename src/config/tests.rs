@@ -645,6 +645,10 @@ fn shipped_configs_parse() {
             "etc/examples/knot-probe.toml",
             include_str!("../../etc/examples/knot-probe.toml"),
         ),
+        (
+            "etc/examples/webhook.toml",
+            include_str!("../../etc/examples/webhook.toml"),
+        ),
     ] {
         if let Err(e) = parse(text, Path::new(name)) {
             panic!("{e}");

@@ -52,7 +52,11 @@ pub(super) fn validate(document: Document, path: &Path, errors: &mut Errors) -> 
     let sources = validate_sources(sources, &servers, &known, errors);
     let channels = validate_channels(channels, &node, &known, errors);
     let check = validate_check(file.check, &servers, &known, errors);
-    let drivers = anycast::validate_drivers(drivers, errors);
+    // The exabgp driver's API is dns-oops' stdout, where a `log` channel without `path` writes.
+    let log_to_stdout = channels
+        .iter()
+        .any(|c| matches!(c, ChannelConfig::Log(l) if l.path.is_none()));
+    let drivers = anycast::validate_drivers(drivers, log_to_stdout, errors);
     let anycast = anycast::validate_anycast(file.anycast, &drivers, &known, errors);
     Some(Config {
         node,
@@ -351,6 +355,13 @@ fn validate_channels(
                 (
                     ChannelConfig::Mqtt(super::mqtt::check(file, node, conditions, &at, errors)),
                     "the default name of an mqtt channel",
+                )
+            }
+            ChannelFile::Webhook(file) => {
+                let conditions = conditions(&file.conditions, errors);
+                (
+                    ChannelConfig::Webhook(super::webhook::check(file, conditions, &at, errors)),
+                    "the default name of a webhook channel",
                 )
             }
         };

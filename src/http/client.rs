@@ -239,6 +239,8 @@ fn normalize_base(base: &str) -> Result<String, ClientError> {
 }
 
 fn http_client() -> Result<reqwest::Client, ClientError> {
+    // reqwest's rustls needs a process-wide provider, even for plain http.
+    crate::push::tls::install_provider();
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .build()

@@ -39,6 +39,8 @@ impl TestServer {
     }
 
     async fn start_on(addr: SocketAddr, journal: Arc<Journal>) -> TestServer {
+        // The tests' reqwest clients need the process-wide rustls provider.
+        crate::push::tls::install_provider();
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (latest, latest_seq) = watch::channel(journal.last_seq().unwrap());
