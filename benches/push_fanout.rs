@@ -118,6 +118,47 @@ fn raise_open_files() -> u64 {
     }
 }
 
+/// With two CPUs or more, the servers (dns-oops, mosquitto, the lab) run on CPU 0 and
+/// the clients of this process on the others, so that the clients' work does not count
+/// against the servers' latency. `PIN=0` turns it off.
+fn pinning() -> bool {
+    static PINNING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PINNING.get_or_init(|| std::env::var("PIN").map_or(true, |v| v != "0") && machine_cpus() >= 2)
+}
+
+/// The machine's CPUs, counted before this process pins itself.
+fn machine_cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A command for a server process, on CPU 0 when pinning.
+fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if pinning() {
+        let mut command = Command::new(require("taskset", "util-linux"));
+        command.args(["-c", "0"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Moves this process (the clients) off CPU 0.
+fn pin_clients() {
+    if !pinning() {
+        return;
+    }
+    let cpus = machine_cpus();
+    // SAFETY: a zeroed cpu_set_t filled with CPU_SET and passed with its own size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 1..cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -490,7 +531,7 @@ fn main() {
 
     // The watched server: the demo's lab server, told to bump a serial on stdin.
     let lab_port = free_port();
-    let mut lab_child = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
+    let mut lab_child = server_command(env!("CARGO_BIN_EXE_dns-oops"))
         .args(["demo", "--lab-server", &format!("127.0.0.1:{lab_port}")])
         .arg(dir.path().join("lab.pid"))
         .stdin(Stdio::piped())
@@ -533,7 +574,7 @@ max-sessions = 1000000
         ),
     )
     .unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
+    let mut daemon = server_command(env!("CARGO_BIN_EXE_dns-oops"))
         .args(["run", "--config"])
         .arg(&config)
         .env("DNS_OOPS_LOG", "warn")
@@ -553,13 +594,14 @@ max-sessions = 1000000
     )
     .unwrap();
     // Its log of clients that go away without DISCONNECT is noise here.
-    let mut broker = Command::new(&mosquitto)
+    let mut broker = server_command(&mosquitto)
         .arg("-c")
         .arg(&mosquitto_conf)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
 
+    pin_clients();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -710,13 +752,16 @@ max-sessions = 1000000
         .unwrap_or_default();
     let mut table = format!(
         "\n## push_fanout — {subscribers} subscribers, {rounds} changes; {idle} idle sessions\n\n\
-         `SUBSCRIBERS={subscribers} IDLE={idle} ROUNDS={rounds} cargo bench --bench push_fanout` on {cpu_model} \
-         ({} CPUs, Linux {}), {broker_version}, clients in the same process, {}.\n\n\
+         `SUBSCRIBERS={subscribers} IDLE={asked_idle} ROUNDS={rounds} cargo bench --bench push_fanout` on {cpu_model} \
+         ({} CPUs, Linux {}), {broker_version}, clients in the same process{}, {}.\n\n\
          | tool | subscribers | delivered | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|\n",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        machine_cpus(),
         kernel.trim(),
+        if pinning() {
+            " (servers pinned to CPU 0, clients on the other CPUs)"
+        } else {
+            ""
+        },
         chrono::Utc::now().format("%Y-%m-%d"),
     );
     for r in &rows {
