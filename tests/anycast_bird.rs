@@ -11,14 +11,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::bird::{BirdClient, until};
 use common::{Daemon, Knot, free_port, require};
 use dns_oops::condition::ConditionId;
 use dns_oops::signal::SignalState;
@@ -112,81 +112,6 @@ impl Drop for Bird {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// A minimal client of BIRD's control socket, independent of the one under test.
-struct BirdClient {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl BirdClient {
-    fn connect(path: &Path) -> std::io::Result<BirdClient> {
-        let stream = UnixStream::connect(path)?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut client = BirdClient {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        };
-        client.reply()?;
-        Ok(client)
-    }
-
-    /// The reply's text, one line per line, codes included.
-    fn command(&mut self, command: &str) -> String {
-        self.writer
-            .write_all(format!("{command}\n").as_bytes())
-            .unwrap();
-        self.reply().unwrap()
-    }
-
-    fn reply(&mut self) -> std::io::Result<String> {
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            out.push_str(&line);
-            let b = line.as_bytes();
-            if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b' ' {
-                return Ok(out);
-            }
-        }
-    }
-
-    /// Whether the table has a route for exactly `prefix`.
-    fn has_route(&mut self, prefix: &str) -> bool {
-        let reply = self.command(&format!("show route for {prefix}"));
-        // Absent: `8001 Network not found`; the command itself is not echoed.
-        !reply.starts_with("8001") && reply.contains(prefix)
-    }
-
-    /// Whether a protocol is up.
-    fn protocol_up(&mut self, protocol: &str) -> bool {
-        let reply = self.command(&format!("show protocols \"{protocol}\""));
-        reply.lines().any(|l| {
-            let mut f = l.split_whitespace();
-            f.next() == Some(&format!("1002-{protocol}")) && f.nth(2) == Some("up")
-        })
-    }
-
-    fn established(&mut self, protocol: &str) -> bool {
-        self.command(&format!("show protocols \"{protocol}\""))
-            .contains("Established")
-    }
-}
-
-/// Polls `what` every 2 ms until it holds; returns when it first did.
-fn until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Instant {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "not within {timeout:?}: {what}");
-        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

@@ -11,29 +11,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bird::{BirdClient, until};
 use common::{Knot, free_port, require};
 
 const ZONES: [&str; 3] = ["a.test", "b.test", "c.test"];
 const PREFIX: &str = "192.0.2.53/32";
 const LONG: Duration = Duration::from_secs(15);
-
-/// Polls `what` every 2 ms until it holds; returns when it first did.
-fn until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Instant {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "not within {timeout:?}: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
 
 /// Like [`until`], false on timeout.
 fn until_or_timeout(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
@@ -49,68 +36,6 @@ fn until_or_timeout(timeout: Duration, mut check: impl FnMut() -> bool) -> bool 
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// A minimal client of BIRD's control socket.
-struct BirdClient {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl BirdClient {
-    fn connect(path: &Path) -> std::io::Result<BirdClient> {
-        let stream = UnixStream::connect(path)?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut client = BirdClient {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        };
-        client.reply()?;
-        Ok(client)
-    }
-
-    fn command(&mut self, command: &str) -> String {
-        self.writer
-            .write_all(format!("{command}\n").as_bytes())
-            .unwrap();
-        self.reply().unwrap()
-    }
-
-    fn reply(&mut self) -> std::io::Result<String> {
-        let mut out = String::new();
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            out.push_str(&line);
-            let b = line.as_bytes();
-            if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b' ' {
-                return Ok(out);
-            }
-        }
-    }
-
-    fn has_route(&mut self, prefix: &str) -> bool {
-        let reply = self.command(&format!("show route for {prefix}"));
-        !reply.starts_with("8001") && reply.contains(prefix)
-    }
-
-    fn established(&mut self, protocol: &str) -> bool {
-        self.command(&format!("show protocols \"{protocol}\""))
-            .contains("Established")
-    }
-
-    /// The AS path of `prefix`, e.g. `65001 65001 65001`.
-    fn as_path(&mut self, prefix: &str) -> Option<String> {
-        let reply = self.command(&format!("show route for {prefix} all"));
-        reply.lines().find_map(|l| {
-            l.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
-                .trim()
-                .strip_prefix("BGP.as_path:")
-                .map(|p| p.trim().to_string())
-        })
-    }
 }
 
 /// The BGP peer: BIRD, passive, AS 65000 on 127.0.0.1.

@@ -2,6 +2,7 @@
 //! lines from stdout.
 #![allow(dead_code)] // each test file uses a part of the harness
 
+pub mod bird;
 pub mod pki;
 
 use std::io::{BufRead, BufReader};
