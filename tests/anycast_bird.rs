@@ -164,27 +164,7 @@ fn metric(http: u16, series: &str) -> Option<String> {
 
 fn dns_oops_config(dir: &Path, knot: &Knot, socket: &Path, http: u16) -> PathBuf {
     let text = format!(
-        r#"node = "it"
-[journal]
-path = "{dir}/state/journal.sqlite"
-[http]
-listen = "127.0.0.1:{http}"
-[[server]]
-name = "knot"
-address = "{addr}"
-zones = ["a.test.", "b.test.", "c.test."]
-[[source]]
-type = "probe"
-server = "knot"
-interval = "250ms"
-timeout = "200ms"
-rise = 1
-fall = 1
-[[source]]
-type = "process"
-server = "knot"
-pid-file = "{pid}"
-[[channel]]
+        r#"{head}[[channel]]
 type = "log"
 [[driver]]
 type = "bird"
@@ -201,9 +181,7 @@ prefixes = ["{STRICT}"]
 announce-when = "server-running(knot) and all-zones-ready(knot)"
 hold-down = "1s"
 "#,
-        dir = dir.display(),
-        addr = knot.addr(),
-        pid = knot.pid_file().display(),
+        head = common::knot_config_head(dir, knot, http, true),
         socket = socket.display(),
     );
     let path = dir.join("dns-oops.toml");
@@ -444,23 +422,7 @@ protocol bgp peer {{
     std::fs::write(
         &config,
         format!(
-            r#"node = "it"
-[journal]
-path = "{dir}/state/journal.sqlite"
-[http]
-listen = "127.0.0.1:{http}"
-[[server]]
-name = "knot"
-address = "{addr}"
-zones = ["a.test.", "b.test.", "c.test."]
-[[source]]
-type = "probe"
-server = "knot"
-interval = "250ms"
-timeout = "200ms"
-rise = 1
-fall = 1
-[[channel]]
+            r#"{head_noproc}[[channel]]
 type = "log"
 [[driver]]
 type = "bird"
@@ -473,8 +435,7 @@ prepend-when = "not all-zones-ready(knot)"
 prepend = 2
 hold-down = "0s"
 "#,
-            dir = dir.display(),
-            addr = knot.addr(),
+            head_noproc = common::knot_config_head(dir, &knot, http, false),
             socket = driven.socket().display(),
         ),
     )

@@ -190,27 +190,7 @@ impl Drop for Exabgp {
 
 fn dns_oops_config(dir: &Path, knot: &Knot, policy_extra: &str) -> PathBuf {
     let text = format!(
-        r#"node = "it"
-[journal]
-path = "{dir}/state/journal.sqlite"
-[http]
-listen = "127.0.0.1:{http}"
-[[server]]
-name = "knot"
-address = "{addr}"
-zones = ["a.test.", "b.test.", "c.test."]
-[[source]]
-type = "probe"
-server = "knot"
-interval = "250ms"
-timeout = "200ms"
-rise = 1
-fall = 1
-[[source]]
-type = "process"
-server = "knot"
-pid-file = "{pid}"
-[[channel]]
+        r#"{head}[[channel]]
 type = "log"
 path = "{dir}/signals.log"
 [[driver]]
@@ -223,10 +203,8 @@ prefixes = ["{PREFIX}"]
 hold-down = "1s"
 {policy_extra}
 "#,
+        head = common::knot_config_head(dir, knot, free_port(), true),
         dir = dir.display(),
-        http = free_port(),
-        addr = knot.addr(),
-        pid = knot.pid_file().display(),
     );
     let path = dir.join("dns-oops.toml");
     std::fs::write(&path, text).unwrap();

@@ -16,32 +16,10 @@ const LONG: Duration = Duration::from_secs(15);
 fn config(dir: &Path, knot: &Knot) -> std::path::PathBuf {
     let http = common::free_port();
     let text = format!(
-        r#"node = "it"
-[journal]
-path = "{dir}/state/journal.sqlite"
-[http]
-listen = "127.0.0.1:{http}"
-[[server]]
-name = "knot"
-address = "{addr}"
-zones = ["a.test.", "b.test.", "c.test."]
-[[source]]
-type = "probe"
-server = "knot"
-interval = "250ms"
-timeout = "200ms"
-rise = 1
-fall = 1
-[[source]]
-type = "process"
-server = "knot"
-pid-file = "{pid}"
-[[channel]]
+        r#"{head}[[channel]]
 type = "log"
 "#,
-        dir = dir.display(),
-        addr = knot.addr(),
-        pid = knot.pid_file().display(),
+        head = common::knot_config_head(dir, knot, http, true),
     );
     let path = dir.join("dns-oops.toml");
     std::fs::write(&path, text).unwrap();

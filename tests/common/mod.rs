@@ -216,6 +216,42 @@ impl Drop for LabProcess {
     }
 }
 
+/// The start of a config that watches `knot` as node `it`: the journal under `dir/state`,
+/// HTTP on `http`, a probe every 250 ms with rise and fall 1, and, with `process`, the
+/// process source on knotd's pid file. Tests append their channels and the rest.
+pub fn knot_config_head(dir: &Path, knot: &Knot, http: u16, process: bool) -> String {
+    let zones: Vec<String> = knot.zones.iter().map(|z| format!("\"{z}.\"")).collect();
+    let mut text = format!(
+        r#"node = "it"
+[journal]
+path = "{dir}/state/journal.sqlite"
+[http]
+listen = "127.0.0.1:{http}"
+[[server]]
+name = "knot"
+address = "{addr}"
+zones = [{zones}]
+[[source]]
+type = "probe"
+server = "knot"
+interval = "250ms"
+timeout = "200ms"
+rise = 1
+fall = 1
+"#,
+        dir = dir.display(),
+        addr = knot.addr(),
+        zones = zones.join(", "),
+    );
+    if process {
+        text.push_str(&format!(
+            "[[source]]\ntype = \"process\"\nserver = \"knot\"\npid-file = \"{}\"\n",
+            knot.pid_file().display()
+        ));
+    }
+    text
+}
+
 /// A dns-oops daemon whose log channel writes signal lines to stdout.
 pub struct Daemon {
     child: Child,
