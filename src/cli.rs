@@ -118,6 +118,37 @@ enum Command {
         #[arg(short, long, env = "DNS_OOPS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Take a server out of anycast service before maintenance: raise `server-stopping`
+    /// for it (with --reason), withdraw every [[anycast]] policy that names it, wait until
+    /// the BGP daemon has confirmed each withdraw and the policies' `drain-grace` has
+    /// passed, then return. The drain holds (across restarts) until `dns-oops undrain`.
+    /// Meant for ExecStop= of the DNS server's unit (etc/examples/systemd/).
+    ///
+    /// Exit 0 when withdrawn; 1 when the daemon cannot be reached, does not know the
+    /// server, or the BGP daemon did not confirm within --timeout (the drain stays).
+    Drain {
+        /// The [[server]] to drain, by name.
+        server: String,
+        /// Why, for the `reason` argument of server-stopping (default: "drain").
+        #[arg(long)]
+        reason: Option<String>,
+        /// How long to wait for the BGP daemons to confirm the withdraws (the grace comes
+        /// on top).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Base URL of the daemon's HTTP API.
+        #[arg(long, env = "DNS_OOPS_URL", default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// End a drain: clear the server's `server-stopping`; its anycast policies announce
+    /// again as soon as they hold (after their hold-down).
+    Undrain {
+        /// The [[server]] to put back, by name.
+        server: String,
+        /// Base URL of the daemon's HTTP API.
+        #[arg(long, env = "DNS_OOPS_URL", default_value = DEFAULT_URL)]
+        url: String,
+    },
     CheckZone(crate::zone::check_zone::CheckZoneArgs),
     /// Summarise a dnstap capture (a Frame Streams file): frames, messages by type,
     /// responses by RCODE and Extended DNS Error, queries and responses per second.
@@ -213,6 +244,51 @@ async fn dispatch(command: Command) -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("dns-oops watch: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Drain {
+            server,
+            reason,
+            timeout,
+            url,
+        } => match crate::http::client::drain(&url, &server, reason.as_deref(), timeout).await {
+            Ok(report) => {
+                let policies = if report.policies.is_empty() {
+                    "no anycast policy names it".to_string()
+                } else {
+                    format!(
+                        "withdrawn: {} (confirmed after {} ms, then {} ms of grace)",
+                        report.policies.join(", "),
+                        report.withdrawn_after_ms.unwrap_or(0),
+                        report.grace_ms
+                    )
+                };
+                emit(&format!("{server}: drained; {policies}\n"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("dns-oops drain: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Undrain { server, url } => {
+            match crate::http::client::undrain(&url, &server).await {
+                Ok(report) => {
+                    let policies = if report.policies.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; {} announce again when they hold",
+                            report.policies.join(", ")
+                        )
+                    };
+                    emit(&format!("{server}: undrained{policies}\n"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dns-oops undrain: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::anycast::Anycast;
 use crate::channels::{self, Channel, ChannelError};
 use crate::config::{ChannelConfig, Config, SourceConfig};
+use crate::drain::{Control, DrainError, DrainReport, DrainWait};
 use crate::engine::{Engine, Moment, ServerModel};
 use crate::http::metrics::Metrics;
 use crate::http::{self, HttpState};
@@ -34,6 +35,8 @@ use crate::sources::process::{ProcessSettings, run_process_watch};
 
 /// How many observations may wait for the engine before sources are slowed down.
 const OBSERVATION_QUEUE: usize = 4096;
+/// How many operator commands (`drain`, `undrain`) may wait for the engine.
+const CONTROL_QUEUE: usize = 16;
 /// How often old signals are pruned from the journal.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -106,6 +109,7 @@ pub async fn run(
     );
 
     let mut tasks = JoinSet::new();
+    let (control_tx, mut control_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
     let http_addr = match config.http.listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -117,6 +121,7 @@ pub async fn run(
                 latest_seq: latest_rx.clone(),
                 metrics: metrics.clone(),
                 node: config.node.clone(),
+                control: Some(control_tx.clone()),
             };
             let mut closed = latest_rx.clone();
             tasks.spawn(async move {
@@ -211,6 +216,10 @@ pub async fn run(
                     Err(e) => tracing::warn!("{e}"),
                 }
             }
+            Some(control) = control_rx.recv() => {
+                let signals = control_step(&config, &mut engine, &anycast, control, &mut tasks);
+                step.record(&mut engine, signals).map_err(journal_err)?;
+            }
             () = hold_ends => {
                 let signals = engine.tick(Moment::now());
                 step.record(&mut engine, signals).map_err(journal_err)?;
@@ -277,6 +286,79 @@ impl Step<'_> {
             self.latest.send_replace(last.seq);
         }
         Ok(())
+    }
+}
+
+/// Applies an operator's command to the engine; a drain's wait for the BGP daemons runs
+/// in its own task and answers when done. Returns the signals to record.
+fn control_step(
+    config: &Config,
+    engine: &mut Engine,
+    anycast: &Anycast,
+    control: Control,
+    tasks: &mut JoinSet<()>,
+) -> Vec<Signal> {
+    let now = Moment::now();
+    let unknown = |server: String| DrainError::UnknownServer {
+        server,
+        known: config
+            .servers
+            .iter()
+            .map(|s| format!("`{}`", s.name))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    match control {
+        Control::Drain {
+            server,
+            reason,
+            wait,
+            reply,
+        } => match engine.drain(&server, &reason, now) {
+            Ok(signals) => {
+                tracing::info!(
+                    server,
+                    reason,
+                    "drained: withdrawing the policies that name it"
+                );
+                let waiting = DrainWait::new(anycast, &server, &reason);
+                tasks.spawn(async move {
+                    let _ = reply.send(waiting.run(wait).await);
+                });
+                signals
+            }
+            Err(_) => {
+                let _ = reply.send(Err(unknown(server)));
+                Vec::new()
+            }
+        },
+        Control::Undrain { server, reply } => {
+            let was_drained = engine.is_drained(&server);
+            match engine.undrain(&server, now) {
+                Ok(signals) => {
+                    if was_drained {
+                        tracing::info!(server, "undrained");
+                    }
+                    let _ = reply.send(Ok(DrainReport {
+                        policies: anycast
+                            .dependents(&server)
+                            .iter()
+                            .map(|p| p.name.clone())
+                            .collect(),
+                        server,
+                        drained: false,
+                        reason: None,
+                        withdrawn_after_ms: None,
+                        grace_ms: 0,
+                    }));
+                    signals
+                }
+                Err(_) => {
+                    let _ = reply.send(Err(unknown(server)));
+                    Vec::new()
+                }
+            }
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 //!    Knot's D-Bus signals.
 //!    [`dnstap`] — Frame Streams and dnstap decoding, and `dnstap-read`, a capture's summary.
 //! 7. [`channels`] — where signals go: log lines, commands, MQTT, webhooks; [`anycast`] —
-//!    policies over conditions that announce and withdraw prefixes through BIRD and ExaBGP.
+//!    policies over conditions that announce and withdraw prefixes through BIRD and ExaBGP;
+//!    [`drain`] — `dns-oops drain`/`undrain`, an operator taking a server out of service.
 //! 8. [`http`] — the HTTP API, server-sent events, metrics, and the clients behind
 //!    `status` and `watch`.
 //! 9. [`push`] — the signals zone over DNS Push (RFC 8765) on TLS, and the `subscribe`
@@ -31,6 +32,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod dnstap;
+pub mod drain;
 pub mod engine;
 pub mod http;
 pub mod journal;

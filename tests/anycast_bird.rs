@@ -7,7 +7,9 @@
 //! the peer within 1 s of kill -9 of knotd; after a restart of the driven BIRD, dns-oops
 //! re-enables the route within 1 s of BIRD's return; a kill -9 and a SIGTERM restart of
 //! dns-oops leave a policy with `on-shutdown = "keep"` announced throughout, while the
-//! default policy is withdrawn on SIGTERM and comes back at the next start.
+//! default policy is withdrawn on SIGTERM and comes back at the next start; `dns-oops
+//! drain` returns only when the route has left the peer, the drain holds across a restart
+//! of dns-oops, and `undrain` brings the route back.
 
 mod common;
 
@@ -461,6 +463,120 @@ hold-down = "0s"
     assert!(!at_driven.protocol_up("oops_dns_prepend"));
     daemon.terminate();
     until("withdrawn on shutdown", LONG, || !at_peer.has_route(KEPT));
+    driven.stop();
+    peer.stop();
+}
+
+/// Runs `dns-oops <args>` against the daemon's HTTP API; (exit success, stdout, stderr).
+fn dns_oops(http: u16, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
+        .args(args)
+        .arg("--url")
+        .arg(format!("http://127.0.0.1:{http}"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn drain_withdraws_at_the_peer_before_it_returns_and_holds_until_undrain() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    let (driven_port, peer_port) = (free_port(), free_port());
+    let mut peer = Bird::new(dir, "peer", peer_config(peer_port, driven_port));
+    let mut driven = Bird::new(dir, "driven", driven_config(dir, driven_port, peer_port));
+    peer.start();
+    peer.wait_ready();
+    driven.start();
+    driven.wait_ready();
+    let mut at_peer = peer.client();
+    until("eBGP session established", LONG, || {
+        at_peer.established("driven")
+    });
+    let mut knot = Knot::new(&dir.join("knot"), &ZONES);
+    knot.start();
+    let http = free_port();
+    let config = dir.join("dns-oops.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{head}[[channel]]
+type = "log"
+[[driver]]
+type = "bird"
+socket = "{socket}"
+[[anycast]]
+name = "dns"
+prefixes = ["{KEPT}"]
+announce-when = "server-running(knot) and all-zones-ready(knot)"
+hold-down = "0s"
+drain-grace = "1s"
+"#,
+            head = common::knot_config_head(dir, &knot, http, true),
+            socket = driven.socket().display(),
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config);
+    until("route at the peer", LONG, || at_peer.has_route(KEPT));
+
+    // drain returns after the withdraw is confirmed and the grace has passed: the route
+    // is gone from the peer at that moment, not some time later.
+    let started = Instant::now();
+    let (ok, out, err) = dns_oops(http, &["drain", "knot", "--reason", "maintenance"]);
+    let took = started.elapsed();
+    assert!(ok, "drain failed: {err}");
+    assert!(
+        !at_peer.has_route(KEPT),
+        "drain returned while the peer still had the route"
+    );
+    assert!(
+        took >= Duration::from_secs(1),
+        "returned before the grace: {took:?}"
+    );
+    assert!(out.starts_with("knot: drained; withdrawn: dns"), "{out}");
+    eprintln!("dns-oops drain knot: {} ({})", ms(took), out.trim());
+    let (_, drained) = daemon.wait_for("server-stopping met", LONG, |s| {
+        s.condition == ConditionId::ServerStopping && s.state == SignalState::Met
+    });
+    assert_eq!(drained.source, "drain");
+    assert_eq!(drained.args["reason"], "maintenance");
+    // The server still runs: the drain withdrew the route, not the server.
+    let (_, status, _) = dns_oops(http, &["status", "--json"]);
+    assert!(status.contains("\"server-running\""), "{status}");
+
+    // A restart of dns-oops keeps the drain: the route stays away.
+    daemon.kill9();
+    let mut daemon = Daemon::start(&config);
+    until("the restarted API answers", LONG, || {
+        dns_oops(http, &["status"]).0
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!at_peer.has_route(KEPT), "a restart undid the drain");
+
+    // undrain: the route comes back.
+    let (ok, out, err) = dns_oops(http, &["undrain", "knot"]);
+    assert!(ok, "undrain failed: {err}");
+    assert!(out.contains("knot: undrained"), "{out}");
+    until("route back at the peer after undrain", LONG, || {
+        at_peer.has_route(KEPT)
+    });
+
+    // Mistakes are explained.
+    let (ok, _, err) = dns_oops(http, &["drain", "nsd"]);
+    assert!(!ok);
+    assert!(
+        err.contains("no server `nsd`") && err.contains("`knot`"),
+        "{err}"
+    );
+    daemon.terminate();
+    let (ok, _, err) = dns_oops(http, &["drain", "knot"]);
+    assert!(!ok);
+    assert!(err.contains("cannot reach dns-oops"), "{err}");
     driven.stop();
     peer.stop();
 }

@@ -6,8 +6,8 @@
 //! Asserted: the route appears at the peer once knotd has every zone ready; it is gone from
 //! the peer within 1 s of kill -9 of knotd (five rounds); a kill -9 of dns-oops leaves the
 //! route at the peer and ExaBGP's respawned dns-oops withdraws it at the next failure; while
-//! `prepend-when` holds, the AS path at the peer is longer; when ExaBGP stops, dns-oops stops
-//! with it.
+//! `prepend-when` holds, the AS path at the peer is longer; `dns-oops drain` returns only
+//! when the route has left the peer; when ExaBGP stops, dns-oops stops with it.
 
 mod common;
 
@@ -188,7 +188,9 @@ impl Drop for Exabgp {
     }
 }
 
-fn dns_oops_config(dir: &Path, knot: &Knot, policy_extra: &str) -> PathBuf {
+/// The config and the daemon's HTTP port.
+fn dns_oops_config(dir: &Path, knot: &Knot, policy_extra: &str) -> (PathBuf, u16) {
+    let http = free_port();
     let text = format!(
         r#"{head}[[channel]]
 type = "log"
@@ -203,12 +205,12 @@ prefixes = ["{PREFIX}"]
 hold-down = "1s"
 {policy_extra}
 "#,
-        head = common::knot_config_head(dir, knot, free_port(), true),
+        head = common::knot_config_head(dir, knot, http, true),
         dir = dir.display(),
     );
     let path = dir.join("dns-oops.toml");
     std::fs::write(&path, text).unwrap();
-    path
+    (path, http)
 }
 
 #[test]
@@ -221,10 +223,11 @@ fn exabgp_announces_and_withdraws_at_a_real_peer() {
 
     let mut knot = Knot::new(&dir.join("knot"), &ZONES);
     knot.start();
-    let config = dns_oops_config(
+    let (config, http) = dns_oops_config(
         dir,
         &knot,
-        r#"announce-when = "server-running(knot) and all-zones-ready(knot)""#,
+        r#"announce-when = "server-running(knot) and all-zones-ready(knot)"
+drain-grace = "500ms""#,
     );
     let started = Instant::now();
     let mut exabgp = Exabgp::start(dir, port, &config);
@@ -260,6 +263,38 @@ fn exabgp_announces_and_withdraws_at_a_real_peer() {
         ms(times[2]),
         ms(times[4])
     );
+
+    // drain: the route has left the peer when the command returns; undrain brings it back.
+    let drain = |command: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
+            .args([
+                command,
+                "knot",
+                "--url",
+                &format!("http://127.0.0.1:{http}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let started = Instant::now();
+    drain("drain");
+    assert!(
+        !at_peer.has_route(PREFIX),
+        "drain returned while the peer still had the route"
+    );
+    eprintln!(
+        "dns-oops drain knot (grace 500 ms): {}",
+        ms(started.elapsed())
+    );
+    drain("undrain");
+    until("route back at the peer after undrain", LONG, || {
+        at_peer.has_route(PREFIX)
+    });
 
     // kill -9 of dns-oops: ExaBGP keeps the route and respawns dns-oops, which re-applies.
     let children = exabgp.children();
@@ -314,7 +349,7 @@ fn exabgp_prepends_while_prepend_when_holds() {
     let mut knot = Knot::new(&dir.join("knot"), &ZONES);
     std::fs::write(knot.dir.join("zones/c.test.zone"), "this is not a zone\n").unwrap();
     knot.start();
-    let config = dns_oops_config(
+    let (config, _) = dns_oops_config(
         dir,
         &knot,
         r#"announce-when = "server-running(knot) and zone-ready(knot, a.test)"

@@ -2,6 +2,7 @@
 //! the journal's record of what is announced, and tells the daemon when what it has
 //! differs from what is intended — reconnecting with backoff when it cannot be reached.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,11 +31,26 @@ pub(super) struct Controller<D> {
     pub metrics: Arc<Metrics>,
     pub facts: watch::Receiver<MetConditions>,
     pub shutdown: watch::Receiver<bool>,
+    /// Where each policy's intended state and what the daemon has are published (what
+    /// `dns-oops drain` waits on).
+    pub routes: Arc<watch::Sender<Routes>>,
+}
+
+/// Each policy's route, by policy name.
+pub type Routes = BTreeMap<String, PolicyRoute>;
+
+/// One policy's route as the controller knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyRoute {
+    /// What dns-oops wants announced.
+    pub intended: RouteState,
+    /// What the BGP daemon has, when known (`None`: not reachable, or not told yet).
+    pub in_daemon: Option<RouteState>,
 }
 
 /// What a policy asks for, given the conditions met now.
 pub(super) fn wanted(policy: &AnycastConfig, facts: &MetConditions) -> RouteState {
-    if !policy.announce_when.evaluate(facts) {
+    if drained_by(policy, facts).is_some() || !policy.announce_when.evaluate(facts) {
         RouteState::Withdrawn
     } else if policy
         .prepend_when
@@ -47,6 +63,20 @@ pub(super) fn wanted(policy: &AnycastConfig, facts: &MetConditions) -> RouteStat
     } else {
         RouteState::Announced { prepend: 0 }
     }
+}
+
+/// The first drained server that `policy` depends on (names in `announce-when` or
+/// `prepend-when`).
+pub(super) fn drained_by<'a>(policy: &'a AnycastConfig, facts: &MetConditions) -> Option<&'a str> {
+    depends_on(policy).find(|server| facts.is_drained(server))
+}
+
+/// The servers `policy` names.
+pub(super) fn depends_on(policy: &AnycastConfig) -> impl Iterator<Item = &str> {
+    policy
+        .announce_when
+        .servers()
+        .chain(policy.prepend_when.iter().flat_map(|p| p.servers()))
 }
 
 impl<D: Driver> Controller<D> {
@@ -97,7 +127,8 @@ impl<D: Driver> Controller<D> {
                 let (policy, machine) = &mut self.policies[index];
                 let want = wanted(policy, &facts);
                 let now = Instant::now();
-                if let Some(new) = machine.want(want, now.into_std()) {
+                let flap = drained_by(policy, &facts).is_none();
+                if let Some(new) = machine.want(want, now.into_std(), flap) {
                     tracing::info!(
                         driver = self.driver_name,
                         policy = policy.name,
@@ -121,6 +152,7 @@ impl<D: Driver> Controller<D> {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+            self.publish();
             let driver = &mut self.driver;
             tokio::select! {
                 biased;
@@ -138,6 +170,25 @@ impl<D: Driver> Controller<D> {
             }
         }
         self.shut_down(connected).await;
+        self.publish();
+    }
+
+    /// Publishes every policy's route where `drain` can see it, when it changed.
+    fn publish(&self) {
+        self.routes.send_if_modified(|routes| {
+            let mut changed = false;
+            for (policy, machine) in &self.policies {
+                let route = PolicyRoute {
+                    intended: machine.intended(),
+                    in_daemon: machine.in_daemon,
+                };
+                if routes.get(&policy.name) != Some(&route) {
+                    routes.insert(policy.name.clone(), route);
+                    changed = true;
+                }
+            }
+            changed
+        });
     }
 
     /// Connects and reads what the daemon has for every policy.
@@ -197,12 +248,12 @@ impl<D: Driver> Controller<D> {
     }
 
     /// Withdraws what `on-shutdown = "withdraw"` asks for.
-    async fn shut_down(mut self, mut connected: bool) {
+    async fn shut_down(&mut self, mut connected: bool) {
         let now = Instant::now().into_std();
         let mut any = false;
         for (policy, machine) in &mut self.policies {
             if policy.on_shutdown == OnShutdown::Withdraw
-                && machine.want(RouteState::Withdrawn, now).is_some()
+                && machine.want(RouteState::Withdrawn, now, false).is_some()
             {
                 record(&self.journal, policy, RouteState::Withdrawn);
                 self.metrics.anycast_announced(&policy.name, false);

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::condition::{ConditionId, ConditionScope};
+use crate::engine::DRAIN_SOURCE;
 use crate::engine::policy::ConditionFacts;
 use crate::signal::CurrentCondition;
 
@@ -12,6 +13,8 @@ use crate::signal::CurrentCondition;
 pub struct MetConditions {
     /// (server, condition, subject); `None` for server-level conditions.
     met: BTreeSet<(String, ConditionId, Option<String>)>,
+    /// Servers an operator has drained (`dns-oops drain`).
+    drained: BTreeSet<String>,
 }
 
 impl MetConditions {
@@ -21,7 +24,17 @@ impl MetConditions {
                 .iter()
                 .map(|c| (c.server.clone(), c.condition, c.subject.clone()))
                 .collect(),
+            drained: current
+                .iter()
+                .filter(|c| c.condition == ConditionId::ServerStopping && c.source == DRAIN_SOURCE)
+                .map(|c| c.server.clone())
+                .collect(),
         }
+    }
+
+    /// Whether `server` is drained: every policy that names it is withdrawn.
+    pub fn is_drained(&self, server: &str) -> bool {
+        self.drained.contains(server)
     }
 }
 

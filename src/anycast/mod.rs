@@ -51,13 +51,14 @@ pub use bird::{BirdConnection, BirdDriver, Reply, ReplyLine};
 pub use driver::{Driver, DriverError};
 pub use exabgp::{ExabgpDriver, read_lines, route_command};
 pub use facts::MetConditions;
-pub use machine::{PolicyMachine, RouteState};
+pub use machine::{Dampening, PolicyMachine, RouteState};
 
-use crate::config::{Config, DriverConfig};
+use crate::config::{AnycastConfig, Config, DriverConfig};
 use crate::http::metrics::Metrics;
 use crate::journal::{Journal, JournalError};
 use crate::signal::CurrentCondition;
-use controller::Controller;
+use controller::{Controller, depends_on};
+pub use controller::{PolicyRoute, Routes};
 
 /// How long shutdown waits for the withdrawals.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -67,6 +68,9 @@ pub struct Anycast {
     facts: watch::Sender<MetConditions>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// The policies being driven.
+    policies: Vec<AnycastConfig>,
+    routes: Arc<watch::Sender<Routes>>,
 }
 
 impl Anycast {
@@ -80,6 +84,8 @@ impl Anycast {
     ) -> Result<Anycast, JournalError> {
         let (facts, facts_rx) = watch::channel(MetConditions::new(current));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let routes = Arc::new(watch::Sender::new(Routes::new()));
+        let mut driven = Vec::new();
         let records: HashMap<String, RouteState> = journal
             .anycast_records()?
             .into_iter()
@@ -103,12 +109,15 @@ impl Anycast {
                         .get(&p.name)
                         .copied()
                         .unwrap_or(RouteState::Withdrawn);
-                    (p.clone(), PolicyMachine::new(p.hold_down, intended))
+                    let machine =
+                        PolicyMachine::new(p.hold_down, intended).with_dampening(p.dampening);
+                    (p.clone(), machine)
                 })
                 .collect();
             if policies.is_empty() {
                 continue;
             }
+            driven.extend(policies.iter().map(|(p, _)| p.clone()));
             match driver {
                 DriverConfig::Bird(bird) => {
                     let controller = Controller {
@@ -119,6 +128,7 @@ impl Anycast {
                         metrics: metrics.clone(),
                         facts: facts_rx.clone(),
                         shutdown: shutdown_rx.clone(),
+                        routes: routes.clone(),
                     };
                     tasks.spawn(controller.run());
                 }
@@ -131,6 +141,7 @@ impl Anycast {
                         metrics: metrics.clone(),
                         facts: facts_rx.clone(),
                         shutdown: shutdown_rx.clone(),
+                        routes: routes.clone(),
                     };
                     tasks.spawn(controller.run());
                 }
@@ -140,7 +151,23 @@ impl Anycast {
             facts,
             shutdown,
             tasks,
+            policies: driven,
+            routes,
         })
+    }
+
+    /// The policies that depend on `server` (name it in `announce-when` or
+    /// `prepend-when`): what `dns-oops drain` withdraws and waits for.
+    pub fn dependents(&self, server: &str) -> Vec<&AnycastConfig> {
+        self.policies
+            .iter()
+            .filter(|p| depends_on(p).any(|s| s == server))
+            .collect()
+    }
+
+    /// Each policy's route, as it changes.
+    pub fn route_watch(&self) -> watch::Receiver<Routes> {
+        self.routes.subscribe()
     }
 
     /// Hands over the conditions met after an engine step; wakes the controllers only

@@ -104,6 +104,7 @@ struct Harness {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     journal: Arc<Journal>,
+    routes: watch::Receiver<Routes>,
 }
 
 fn start(journal: Arc<Journal>, daemon: FakeDaemon, facts: MetConditions) -> Harness {
@@ -124,6 +125,8 @@ fn start(journal: Arc<Journal>, daemon: FakeDaemon, facts: MetConditions) -> Har
         })
         .unwrap_or(RouteState::Withdrawn);
     let policy = policy();
+    let routes = Arc::new(watch::Sender::new(Routes::new()));
+    let routes_rx = routes.subscribe();
     let controller = Controller {
         driver_name: "fake".into(),
         driver: FakeDriver {
@@ -138,6 +141,7 @@ fn start(journal: Arc<Journal>, daemon: FakeDaemon, facts: MetConditions) -> Har
         metrics: Arc::new(crate::http::metrics::Metrics::new()),
         facts: facts_rx,
         shutdown: shutdown_rx,
+        routes,
     };
     Harness {
         daemon,
@@ -146,6 +150,7 @@ fn start(journal: Arc<Journal>, daemon: FakeDaemon, facts: MetConditions) -> Har
         shutdown,
         task: tokio::spawn(controller.run()),
         journal,
+        routes: routes_rx,
     }
 }
 
@@ -275,4 +280,91 @@ fn the_journal_keeps_the_announced_state_across_opens() {
     );
     // Microseconds survive: the time is written as RFC 3339 with six digits.
     assert!((read[0].changed - record.changed).num_milliseconds().abs() < 1);
+}
+
+/// `running()` plus `server-stopping` raised by `dns-oops drain`.
+fn running_but_drained() -> MetConditions {
+    let row = |condition, source: &str| CurrentCondition {
+        server: "knot".into(),
+        condition,
+        subject: None,
+        since: chrono::Utc::now(),
+        args: Default::default(),
+        source: source.into(),
+        seq: 1,
+    };
+    MetConditions::new(&[
+        row(ConditionId::ServerRunning, "probe"),
+        row(ConditionId::ServerStopping, crate::engine::DRAIN_SOURCE),
+    ])
+}
+
+#[tokio::test]
+async fn a_drained_server_withdraws_its_policies_and_says_when_the_daemon_has_it() {
+    let journal = Arc::new(Journal::open_in_memory().unwrap());
+    let daemon = FakeDaemon {
+        reachable: true,
+        ..Default::default()
+    };
+    let mut h = start(journal, daemon, running());
+    let announced = |r: &Routes| r.get("dns").is_some_and(|r| r.in_daemon == Some(ANNOUNCED));
+    h.routes.wait_for(announced).await.unwrap();
+    // The policy itself still holds (the server runs); the drain alone withdraws it.
+    h.facts.send_replace(running_but_drained());
+    let withdrawn = |r: &Routes| {
+        r.get("dns").is_some_and(|r| {
+            r.intended == RouteState::Withdrawn && r.in_daemon == Some(RouteState::Withdrawn)
+        })
+    };
+    h.routes.wait_for(withdrawn).await.unwrap();
+    assert_eq!(h.commands(), ["dns announced", "dns withdrawn"]);
+    // Undrained: announced again.
+    h.facts.send_replace(running());
+    h.routes.wait_for(announced).await.unwrap();
+    assert_eq!(
+        h.commands(),
+        ["dns announced", "dns withdrawn", "dns announced"]
+    );
+}
+
+#[test]
+fn only_a_drain_counts_as_drained() {
+    let mut rows = vec![CurrentCondition {
+        server: "knot".into(),
+        condition: ConditionId::ServerStopping,
+        subject: None,
+        since: chrono::Utc::now(),
+        args: Default::default(),
+        source: "knot-dbus".into(),
+        seq: 1,
+    }];
+    assert!(!MetConditions::new(&rows).is_drained("knot"));
+    rows[0].source = crate::engine::DRAIN_SOURCE.into();
+    let facts = MetConditions::new(&rows);
+    assert!(facts.is_drained("knot"));
+    assert!(!facts.is_drained("nsd"));
+    // A policy that names the server in `prepend-when` only depends on it too.
+    let text = r#"
+[[server]]
+name = "knot"
+address = "127.0.0.1:5301"
+[[server]]
+name = "nsd"
+address = "127.0.0.1:5302"
+[[driver]]
+type = "bird"
+[[anycast]]
+name = "dns"
+prefixes = ["192.0.2.53/32"]
+announce-when = "server-running(nsd)"
+prepend-when = "server-crashed(knot)"
+prepend = 2
+"#;
+    let policy = crate::config::parse(text, Path::new("t.toml"))
+        .unwrap()
+        .anycast
+        .remove(0);
+    assert_eq!(policy.drain_grace, Duration::from_secs(5));
+    assert_eq!(controller::drained_by(&policy, &facts), Some("knot"));
+    assert_eq!(controller::wanted(&policy, &facts), RouteState::Withdrawn);
 }

@@ -13,6 +13,7 @@
 //! prepend = 3
 //! hold-down = "5s"
 //! on-shutdown = "withdraw"
+//! drain-grace = "5s"
 //! driver = "bird"
 //! ```
 //!
@@ -33,6 +34,7 @@ use super::document::Entry;
 use super::file::duration;
 use super::notify_in::AddressPrefix;
 use super::validate::{KnownServers, policy};
+use crate::anycast::Dampening;
 use crate::engine::policy::Policy;
 
 /// Most AS-path prepends a policy may ask for.
@@ -53,6 +55,10 @@ pub struct AnycastConfig {
     /// Minimum time between two changes of what is announced; see `crate::anycast`.
     pub hold_down: Duration,
     pub on_shutdown: OnShutdown,
+    /// How long `dns-oops drain` waits after the daemon has withdrawn the routes.
+    pub drain_grace: Duration,
+    /// Route flap dampening; `None`: off (the default).
+    pub dampening: Option<Dampening>,
     /// The name of a [`DriverConfig`].
     pub driver: String,
     /// What the driver calls this policy's routes: for BIRD, the `protocol static`s
@@ -161,6 +167,10 @@ pub(super) struct AnycastFile {
     pub hold_down: Duration,
     #[serde(default)]
     pub on_shutdown: OnShutdown,
+    #[serde(default = "default_drain_grace", deserialize_with = "duration")]
+    pub drain_grace: Duration,
+    #[serde(default)]
+    pub dampening: Option<Spanned<DampeningFile>>,
     #[serde(default)]
     pub driver: Option<Spanned<String>>,
     #[serde(default)]
@@ -171,6 +181,73 @@ pub(super) struct AnycastFile {
 
 fn default_hold_down() -> Duration {
     Duration::from_secs(5)
+}
+
+fn default_drain_grace() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// `dampening = { … }` as written; every key has the default of RFC 2439's common
+/// practice (half-life 15 min, suppress 2000 and reuse 750 per 1000 of a flap, 60 min
+/// at most), so `dampening = {}` turns it on with those.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct DampeningFile {
+    #[serde(default = "default_half_life", deserialize_with = "duration")]
+    half_life: Duration,
+    #[serde(default = "default_suppress")]
+    suppress: f64,
+    #[serde(default = "default_reuse")]
+    reuse: f64,
+    #[serde(default = "default_max_suppress", deserialize_with = "duration")]
+    max_suppress: Duration,
+}
+
+fn default_half_life() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+fn default_suppress() -> f64 {
+    2.0
+}
+
+fn default_reuse() -> f64 {
+    0.75
+}
+
+fn default_max_suppress() -> Duration {
+    Duration::from_secs(60 * 60)
+}
+
+/// Checks `dampening`: positive half-life, 0 < reuse < suppress, max-suppress ≥ half-life.
+fn dampening(written: Option<Spanned<DampeningFile>>, errors: &mut Errors) -> Option<Dampening> {
+    let written = written?;
+    let span = written.span();
+    let d = written.into_inner();
+    let problem = if d.half_life.is_zero() {
+        Some("`half-life` must be more than 0".to_string())
+    } else if !(d.reuse.is_finite() && d.suppress.is_finite() && d.reuse > 0.0) {
+        Some("`reuse` and `suppress` must be numbers above 0 (flaps; 1 per withdraw)".into())
+    } else if d.reuse >= d.suppress {
+        Some(format!(
+            "`reuse` ({}) must be below `suppress` ({}): a route is suppressed at `suppress` flaps and reused below `reuse`",
+            d.reuse, d.suppress
+        ))
+    } else if d.max_suppress < d.half_life {
+        Some("`max-suppress` must be at least `half-life`".into())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        errors.at(span, format!("dampening: {problem}"));
+        return None;
+    }
+    Some(Dampening {
+        half_life: d.half_life,
+        suppress: d.suppress,
+        reuse: d.reuse,
+        max_suppress: d.max_suppress,
+    })
 }
 
 /// Checks the drivers: names unique and not empty.
@@ -362,6 +439,7 @@ pub(super) fn validate_anycast(
             protocols.iter().map(|p| format!("{p}_prepend")).collect(),
             errors,
         );
+        let dampening = dampening(file.dampening, errors);
         let (Some(announce_when), prepend_when) = (announce_when, prepend_when) else {
             continue;
         };
@@ -378,6 +456,8 @@ pub(super) fn validate_anycast(
             prepend,
             hold_down: file.hold_down,
             on_shutdown: file.on_shutdown,
+            drain_grace: file.drain_grace,
+            dampening,
             driver,
             protocols,
             prepend_protocols,
@@ -799,5 +879,51 @@ announce-when = "true"
 "#;
         let e = parse(text, Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("no [[driver]] is configured"), "{e}");
+    }
+
+    #[test]
+    fn dampening_is_off_by_default_and_checked_where_written() {
+        let on = |extra: &str| {
+            format!(
+                "[[anycast]]\nname = \"dns\"\nprefixes = [\"192.0.2.53/32\"]\nannounce-when = \"true\"\n{extra}\n"
+            )
+        };
+        assert!(config(&on("")).anycast[0].dampening.is_none());
+        assert_eq!(
+            config(&on("drain-grace = \"1s\"")).anycast[0].drain_grace,
+            Duration::from_secs(1)
+        );
+        let d = config(&on("dampening = {}")).anycast[0].dampening.unwrap();
+        assert_eq!(d.half_life, Duration::from_secs(900));
+        assert_eq!((d.suppress, d.reuse), (2.0, 0.75));
+        assert_eq!(d.max_suppress, Duration::from_secs(3600));
+        let d = config(&on(
+            "dampening = { half-life = \"1m\", suppress = 3, reuse = 1.5 }",
+        ))
+        .anycast[0]
+            .dampening
+            .unwrap();
+        assert_eq!(
+            (d.half_life, d.suppress, d.reuse),
+            (Duration::from_secs(60), 3.0, 1.5)
+        );
+        assert_problem(
+            &on("dampening = { suppress = 1, reuse = 2 }"),
+            "{ suppress",
+            0,
+            "`reuse` (2) must be below `suppress` (1)",
+        );
+        assert_problem(
+            &on("dampening = { half-life = \"1h\", max-suppress = \"10m\" }"),
+            "{ half-life",
+            0,
+            "`max-suppress` must be at least `half-life`",
+        );
+        let (_, problems) = problems(&on("dampening = { halflife = \"1m\" }"));
+        assert!(
+            problems[0].message.contains("halflife"),
+            "{}",
+            problems[0].message
+        );
     }
 }

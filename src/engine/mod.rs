@@ -23,6 +23,9 @@
 //!
 //! * `server-running` met clears `server-stopping` and `server-crashed`;
 //! * `server-stopping` or `server-crashed` met clears `server-running`;
+//! * a drain ([`Engine::drain`], `dns-oops drain`) meets `server-stopping` from
+//!   [`DRAIN_SOURCE`] and holds it until [`Engine::undrain`], whatever the sources say;
+//!   it leaves `server-running` alone (a drained server still answers);
 //! * `server-running` cleared by failing polls, with no stop or crash seen, meets
 //!   `server-crashed` (the server was running and stopped answering);
 //! * `server-running` cleared clears every `zone-ready` of the server: a dead server
@@ -49,6 +52,8 @@ use crate::signal::{
 
 /// The source name of signals the engine derives itself.
 pub const ENGINE_SOURCE: &str = "engine";
+/// The source name of `server-stopping` raised by `dns-oops drain`.
+pub const DRAIN_SOURCE: &str = "drain";
 
 /// A point in time, as both clocks see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +225,10 @@ impl Engine {
     ) -> Result<Vec<Signal>, ObservationError> {
         self.validate(&obs)?;
         let mut out = Vec::new();
+        if obs.condition == ConditionId::ServerStopping && self.is_drained(&obs.server) {
+            // A drain holds `server-stopping` until `undrain`, whatever the sources say.
+            return Ok(out);
+        }
         let key = ConditionKey::new(&obs.server, obs.condition, obs.subject.as_deref());
         match obs.evidence {
             Evidence::Event => {
@@ -311,6 +320,75 @@ impl Engine {
                 .get(&ConditionKey::new(server, condition, subject))
                 .is_some_and(|s| s.met),
         }
+    }
+
+    /// Whether an operator has drained `server` (`dns-oops drain`): `server-stopping` is
+    /// met from [`DRAIN_SOURCE`] and stays met, whatever the sources say, until
+    /// [`Engine::undrain`].
+    pub fn is_drained(&self, server: &str) -> bool {
+        self.states
+            .get(&ConditionKey::new(
+                server,
+                ConditionId::ServerStopping,
+                None,
+            ))
+            .is_some_and(|s| s.met && s.source == DRAIN_SOURCE)
+    }
+
+    /// Raises `server-stopping` for `server` with `reason`, at once (an operator's command
+    /// is certain and bypasses the hold time). The server's other conditions stay as the
+    /// sources see them: a drained server that answers is still `server-running`. When
+    /// `server-stopping` is already met (the server is stopping on its own), it becomes
+    /// the drain's without a new signal.
+    pub fn drain(
+        &mut self,
+        server: &str,
+        reason: &str,
+        now: Moment,
+    ) -> Result<Vec<Signal>, ObservationError> {
+        if !self.servers.contains_key(server) {
+            return Err(ObservationError::UnknownServer(server.to_string()));
+        }
+        let key = ConditionKey::new(server, ConditionId::ServerStopping, None);
+        let args = Args::from([("reason".to_string(), reason.into())]);
+        let mut out = Vec::new();
+        let state = self.state_mut(&key, now);
+        state.pending = None;
+        state.streak = 0;
+        if state.met {
+            state.source = DRAIN_SOURCE.to_string();
+            state.args = args;
+            self.dirty.insert(key);
+        } else {
+            let change = Change {
+                met: true,
+                args,
+                source: DRAIN_SOURCE.to_string(),
+                polled: false,
+            };
+            self.apply(&key, change, now, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Ends a drain: clears `server-stopping` at once when a drain raised it; nothing
+    /// happens to a server that is not drained.
+    pub fn undrain(&mut self, server: &str, now: Moment) -> Result<Vec<Signal>, ObservationError> {
+        if !self.servers.contains_key(server) {
+            return Err(ObservationError::UnknownServer(server.to_string()));
+        }
+        let mut out = Vec::new();
+        if self.is_drained(server) {
+            let key = ConditionKey::new(server, ConditionId::ServerStopping, None);
+            let change = Change {
+                met: false,
+                args: Args::new(),
+                source: DRAIN_SOURCE.to_string(),
+                polled: false,
+            };
+            self.apply(&key, change, now, &mut out);
+        }
+        Ok(out)
     }
 
     /// Every condition that is met now.
@@ -440,10 +518,15 @@ impl Engine {
         let server_key = |c| ConditionKey::new(&server, c, None);
         match (key.condition, met) {
             (ConditionId::ServerRunning, true) => {
-                for c in [ConditionId::ServerStopping, ConditionId::ServerCrashed] {
-                    self.force(&server_key(c), false, Args::new(), source, now, out);
+                if !self.is_drained(&server) {
+                    let stopping = server_key(ConditionId::ServerStopping);
+                    self.force(&stopping, false, Args::new(), source, now, out);
                 }
+                let crashed = server_key(ConditionId::ServerCrashed);
+                self.force(&crashed, false, Args::new(), source, now, out);
             }
+            // A drain takes the server out of service; it does not stop it.
+            (ConditionId::ServerStopping, true) if source == DRAIN_SOURCE => {}
             (ConditionId::ServerStopping | ConditionId::ServerCrashed, true) => {
                 self.force(
                     &server_key(ConditionId::ServerRunning),

@@ -462,3 +462,75 @@ fn invalid_observations_are_refused() {
     }
     assert!(e.current().is_empty());
 }
+
+#[test]
+fn drain_holds_server_stopping_until_undrain() {
+    let mut e = engine(Duration::from_secs(30));
+    let now = t0();
+    bring_up(&mut e, now);
+    // At once, despite the hold time, and the server stays running.
+    let signals = e.drain("knot", "maintenance", now).unwrap();
+    assert_eq!(brief(&signals), ["server-stopping - met"]);
+    assert_eq!(signals[0].args["reason"], "maintenance");
+    assert_eq!(signals[0].source, DRAIN_SOURCE);
+    assert!(e.is_drained("knot"));
+    assert!(e.is_met("knot", ServerRunning, None));
+    assert!(e.is_met("knot", AllZonesReady, None));
+    // Sources cannot clear it: a stop and a start of the server come and go under it.
+    let later = now.after(Duration::from_secs(60));
+    let stopped = Observation::new(
+        "knot-dbus",
+        "knot",
+        ServerStopping,
+        None,
+        Evidence::Assert { met: false },
+    );
+    assert!(feed(&mut e, vec![stopped], later).is_empty());
+    let signals = feed(&mut e, vec![from_process(ServerCrashed)], later);
+    assert_eq!(
+        brief(&signals)[..2],
+        ["server-crashed - met", "server-running - cleared"]
+    );
+    let back = later.after(Duration::from_secs(60));
+    let signals = feed(&mut e, vec![running(true)], back);
+    assert_eq!(
+        brief(&signals),
+        ["server-running - met", "server-crashed - cleared"]
+    );
+    assert!(e.is_drained("knot"));
+    // Undrain clears it at once; undrain again does nothing.
+    let signals = e.undrain("knot", back).unwrap();
+    assert_eq!(brief(&signals), ["server-stopping - cleared"]);
+    assert!(!e.is_drained("knot"));
+    assert!(e.undrain("knot", back).unwrap().is_empty());
+    assert_eq!(
+        e.drain("nsd", "x", back).unwrap_err(),
+        ObservationError::UnknownServer("nsd".into())
+    );
+}
+
+#[test]
+fn drain_takes_over_a_stop_in_progress_and_survives_a_restore() {
+    let mut e = engine(Duration::ZERO);
+    let now = t0();
+    bring_up(&mut e, now);
+    let signals = feed(&mut e, vec![from_process(ServerStopping)], now);
+    assert_eq!(brief(&signals)[0], "server-stopping - met");
+    e.take_changes();
+    // Already stopping: no new signal, but the row now belongs to the drain.
+    assert!(e.drain("knot", "upgrade", now).unwrap().is_empty());
+    assert!(e.is_drained("knot"));
+    let changes = e.take_changes();
+    assert!(matches!(&changes[..], [StateChange::Upsert(row)]
+        if row.source == DRAIN_SOURCE && row.args["reason"] == "upgrade"));
+    // After a restart the drain is still there.
+    let mut restored = engine(Duration::ZERO);
+    restored.restore(e.current(), now);
+    assert!(restored.is_drained("knot"));
+    assert!(
+        feed(&mut restored, vec![running(true)], now)
+            .iter()
+            .all(|s| s.condition != ServerStopping)
+    );
+    assert!(restored.is_drained("knot"));
+}

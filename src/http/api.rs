@@ -68,7 +68,7 @@ pub enum ApiError {
     AfterTheEnd { after: u64, last: u64 },
     #[error(
         "no such page: {path}; there are / (dashboard), /metrics, /api/v1/conditions, \
-         /api/v1/signals and /api/v1/signals/stream"
+         /api/v1/signals, /api/v1/signals/stream, and POST /api/v1/drain and /api/v1/undrain"
     )]
     NotFound { path: String },
     #[error("journal: {0}")]

@@ -1,4 +1,4 @@
-//! The clients behind `dns-oops status` and `dns-oops watch`.
+//! The clients behind `dns-oops status`, `watch`, `drain` and `undrain`.
 //!
 //! [`status`] reads `/api/v1/conditions` once. [`watch`] follows
 //! `/api/v1/signals/stream`: when the connection drops (the daemon restarts, or nothing,
@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use reqwest::header::HeaderValue;
 
 use super::api::{ErrorBody, StatusReport};
+use crate::drain::{DrainReport, DrainRequest};
 use crate::signal::{Args, Signal};
 
 /// How long connecting may take.
@@ -245,6 +246,69 @@ fn http_client() -> Result<reqwest::Client, ClientError> {
         .connect_timeout(CONNECT_TIMEOUT)
         .build()
         .map_err(ClientError::Setup)
+}
+
+/// Asks the daemon to drain a server (`POST /api/v1/drain`) and waits for its answer: when
+/// the BGP daemons have withdrawn the routes that depend on the server and the grace has
+/// passed. `wait` is how long the daemon may wait for the BGP daemons.
+pub async fn drain(
+    base: &str,
+    server: &str,
+    reason: Option<&str>,
+    wait: Duration,
+) -> Result<DrainReport, ClientError> {
+    let request = DrainRequest {
+        server: server.to_string(),
+        reason: reason.map(str::to_string),
+        wait_ms: Some(wait.as_millis().try_into().unwrap_or(u64::MAX)),
+    };
+    // The daemon answers after `wait` at the latest, plus the grace (at most an hour).
+    let timeout = wait + Duration::from_secs(3600);
+    post_control(base, "/api/v1/drain", &request, timeout).await
+}
+
+/// Asks the daemon to end the drain of a server (`POST /api/v1/undrain`).
+pub async fn undrain(base: &str, server: &str) -> Result<DrainReport, ClientError> {
+    let request = DrainRequest {
+        server: server.to_string(),
+        reason: None,
+        wait_ms: None,
+    };
+    post_control(base, "/api/v1/undrain", &request, STATUS_TIMEOUT).await
+}
+
+async fn post_control(
+    base: &str,
+    path: &str,
+    request: &DrainRequest,
+    timeout: Duration,
+) -> Result<DrainReport, ClientError> {
+    let base = normalize_base(base)?;
+    let url = format!("{base}{path}");
+    let response = http_client()?
+        .post(&url)
+        .json(request)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| ClientError::Unreachable {
+            base: base.clone(),
+            reason: error_reason(&e),
+        })?;
+    if !response.status().is_success() {
+        return Err(refused(&url, response).await);
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ClientError::BadResponse {
+            url: url.clone(),
+            reason: error_reason(&e),
+        })?;
+    serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse {
+        url,
+        reason: e.to_string(),
+    })
 }
 
 async fn fetch_status(client: &reqwest::Client, base: &str) -> Result<StatusReport, ClientError> {

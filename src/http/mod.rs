@@ -7,6 +7,7 @@
 //! | `GET /api/v1/conditions` | the met level conditions, see [`api::StatusReport`] |
 //! | `GET /api/v1/signals?after=SEQ&limit=N` | a page of signals from the journal, see [`api`] |
 //! | `GET /api/v1/signals/stream?after=SEQ` | signals as server-sent events, see [`sse`] |
+//! | `POST /api/v1/drain`, `POST /api/v1/undrain` | take a server out of anycast service and back, see [`crate::drain`] |
 //!
 //! The API has no authentication: the daemon binds it to loopback unless `[http] listen`
 //! says otherwise. Requests whose `Host` is a name other than `localhost` are refused (421),
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod client;
+mod control;
 pub mod dashboard;
 pub mod metrics;
 pub mod sse;
@@ -28,7 +30,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -45,6 +47,9 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// The node name, as in signals.
     pub node: String,
+    /// Where `drain`/`undrain` requests go: the task that owns the engine. `None`: the API
+    /// answers them with 503.
+    pub control: Option<tokio::sync::mpsc::Sender<crate::drain::Control>>,
 }
 
 /// The state every handler gets: the caller's [`HttpState`] and whether the server is
@@ -82,6 +87,8 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/conditions", get(api::conditions))
         .route("/api/v1/signals", get(api::signals))
         .route("/api/v1/signals/stream", get(sse::stream))
+        .route("/api/v1/drain", post(control::drain))
+        .route("/api/v1/undrain", post(control::undrain))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(check_host))
         .with_state(state)

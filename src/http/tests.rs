@@ -51,6 +51,7 @@ impl TestServer {
             latest_seq,
             metrics: metrics.clone(),
             node: "ams1".into(),
+            control: None,
         };
         let task = tokio::spawn(serve(listener, state, async move {
             let _ = stopped.await;
