@@ -153,6 +153,9 @@ enum Command {
     /// Summarise a dnstap capture (a Frame Streams file): frames, messages by type,
     /// responses by RCODE and Extended DNS Error, queries and responses per second.
     DnstapRead(crate::dnstap::read::DnstapReadArgs),
+    /// In-tree hints (draft-kolkman-in-tree-hints): check them against the live DNS, render
+    /// resolver configuration, or build a hints file from a domain's servers.
+    InTree(crate::intree::cli::InTreeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -296,6 +299,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Check { config } => crate::check::run(&config).await,
         Command::CheckZone(args) => crate::zone::check_zone::run(&args),
         Command::DnstapRead(args) => crate::dnstap::read::run(&args),
+        Command::InTree(args) => crate::intree::cli::run(args).await,
     }
 }
 

@@ -182,7 +182,7 @@ pub async fn run(
     let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(OBSERVATION_QUEUE);
     let mut sources = JoinSet::new();
     for source in &config.sources {
-        spawn_source(&config, source, obs_tx.clone(), &mut sources);
+        spawn_source(&config, source, obs_tx.clone(), &metrics, &mut sources);
     }
     drop(obs_tx);
     started(Running {
@@ -378,9 +378,35 @@ fn spawn_source(
     config: &Config,
     source: &SourceConfig,
     tx: mpsc::Sender<Observation>,
+    metrics: &Arc<Metrics>,
     tasks: &mut JoinSet<()>,
 ) {
     match source {
+        SourceConfig::Control(control) => {
+            let server = config
+                .server(&control.server)
+                .expect("config validation guarantees every source names a configured server");
+            let settings = crate::sources::control::ControlSettings::new(control, server);
+            tasks.spawn(crate::sources::control::run_control(
+                settings,
+                tx,
+                metrics.clone(),
+            ));
+        }
+        SourceConfig::InTree(in_tree) => {
+            tasks.spawn(crate::intree::source::run_in_tree(in_tree.clone(), tx));
+        }
+        SourceConfig::Dnstap(dnstap) => {
+            let server = config
+                .server(&dnstap.server)
+                .expect("config validation guarantees every source names a configured server");
+            let settings = crate::sources::dnstap::DnstapSettings::new(dnstap, server);
+            tasks.spawn(crate::sources::dnstap::run_dnstap(
+                settings,
+                tx,
+                metrics.clone(),
+            ));
+        }
         SourceConfig::Probe(probe) => {
             let settings = probe_settings(config, probe);
             tasks.spawn(run_probe(settings, tx));
@@ -422,6 +448,13 @@ fn spawn_source(
                 timeout: notify.timeout,
             };
             tasks.spawn(run_notify_in(settings, tx));
+        }
+        SourceConfig::ZoneHealth(health) => {
+            let server = config
+                .server(&health.server)
+                .expect("config validation guarantees every source names a configured server");
+            let settings = crate::sources::zone_health::ZoneHealthSettings::new(health, server);
+            tasks.spawn(crate::sources::zone_health::run_zone_health(settings, tx));
         }
     }
 }

@@ -10,10 +10,10 @@
 //! 5. [`journal`] — SQLite storage of every signal and of the current state.
 //! 6. [`sources`] — where observations come from: SOA probes, the server's process, NOTIFY,
 //!    Knot's D-Bus signals.
-//!    [`dnstap`] — Frame Streams and dnstap decoding, and `dnstap-read`, a capture's summary.
+//!    [`dnstap`] — Frame Streams and dnstap decoding, the socket receiver, the traffic
+//!    conditions, and `dnstap-read`, a capture's summary.
 //! 7. [`channels`] — where signals go: log lines, commands, MQTT, webhooks; [`anycast`] —
-//!    policies over conditions that announce and withdraw prefixes through BIRD and ExaBGP;
-//!    [`drain`] — `dns-oops drain`/`undrain`, an operator taking a server out of service.
+//!    policies over conditions that announce and withdraw prefixes through BIRD and ExaBGP.
 //! 8. [`http`] — the HTTP API, server-sent events, metrics, and the clients behind
 //!    `status` and `watch`.
 //! 9. [`push`] — the signals zone over DNS Push (RFC 8765) on TLS, and the `subscribe`
@@ -21,7 +21,10 @@
 //! 10. [`daemon`] — wires it all together for `dns-oops run`.
 //! 11. [`check`], [`demo`], [`lab`] — the one-shot monitoring check, the self-contained demo,
 //!     and the small authoritative server the demo and the tests run.
-//! 12. [`zone`] — zone files and the DNSSEC signature scan behind `check-zone`.
+//! 12. [`zone`] — zone files, zone transfers and the DNSSEC signature scan behind
+//!     `check-zone`, and the SOA timers the `zone-health` source follows.
+//! 13. [`intree`] — in-tree hints: the hints file, its check against the live DNS (the
+//!     `in-tree` source and `in-tree check`), and resolver configuration (`in-tree render`).
 
 pub mod anycast;
 pub mod channels;
@@ -35,6 +38,7 @@ pub mod dnstap;
 pub mod drain;
 pub mod engine;
 pub mod http;
+pub mod intree;
 pub mod journal;
 pub mod lab;
 pub mod push;

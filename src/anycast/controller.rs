@@ -65,6 +65,22 @@ pub(super) fn wanted(policy: &AnycastConfig, facts: &MetConditions) -> RouteStat
     }
 }
 
+impl Controller<()> {
+    /// The same controller with its driver.
+    pub fn with_driver<D: Driver>(self, driver: D) -> Controller<D> {
+        Controller {
+            driver_name: self.driver_name,
+            driver,
+            policies: self.policies,
+            journal: self.journal,
+            metrics: self.metrics,
+            facts: self.facts,
+            shutdown: self.shutdown,
+            routes: self.routes,
+        }
+    }
+}
+
 /// The first drained server that `policy` depends on (names in `announce-when` or
 /// `prepend-when`).
 pub(super) fn drained_by<'a>(policy: &'a AnycastConfig, facts: &MetConditions) -> Option<&'a str> {

@@ -5,7 +5,8 @@
 //!                                                              │ policy → wanted → hold-down
 //!                                                              │   → intended (journal)
 //!                                                              ▼
-//!                                  driver: BIRD control socket, or ExaBGP API process
+//!                                  driver: BIRD control socket, ExaBGP API process,
+//!                                          gobgpd gRPC, or FRR vtysh
 //! ```
 //!
 //! After every engine step the daemon hands the met conditions to [`Anycast::apply`]. Each
@@ -32,12 +33,20 @@
 //!   nothing.
 //! * **The `exabgp` driver** runs the other way round: ExaBGP starts dns-oops as its API
 //!   process and dns-oops lives and dies with it; see `exabgp` for restarts and deaths.
+//! * **The `gobgp` and `frr` drivers**: gobgpd keeps paths added over gRPC, and bgpd the
+//!   `network` statements added through vtysh, after dns-oops dies; the drop-ins
+//!   `etc/examples/gobgp/dns-oops-gobgp.conf` and `etc/examples/frr/dns-oops-frr.conf`
+//!   remove them after an abnormal end (`ExecStopPost=`, not after a clean stop). A restart
+//!   of gobgpd is noticed by the end of the HTTP/2 connection, one of bgpd by the end of an
+//!   idle connection to its vty socket. See `gobgp` and `frr`.
 
 mod bird;
 mod controller;
 mod driver;
 mod exabgp;
 mod facts;
+mod frr;
+mod gobgp;
 mod machine;
 
 use std::collections::HashMap;
@@ -51,6 +60,8 @@ pub use bird::{BirdConnection, BirdDriver, Reply, ReplyLine};
 pub use driver::{Driver, DriverError};
 pub use exabgp::{ExabgpDriver, read_lines, route_command};
 pub use facts::MetConditions;
+pub use frr::FrrDriver;
+pub use gobgp::GobgpDriver;
 pub use machine::{Dampening, PolicyMachine, RouteState};
 
 use crate::config::{AnycastConfig, Config, DriverConfig};
@@ -118,32 +129,33 @@ impl Anycast {
                 continue;
             }
             driven.extend(policies.iter().map(|(p, _)| p.clone()));
+            // Everything but the driver is the same for every controller.
+            let controller = |driver_name: &str| Controller {
+                driver_name: driver_name.to_string(),
+                driver: (),
+                policies,
+                journal: journal.clone(),
+                metrics: metrics.clone(),
+                facts: facts_rx.clone(),
+                shutdown: shutdown_rx.clone(),
+                routes: routes.clone(),
+            };
             match driver {
-                DriverConfig::Bird(bird) => {
-                    let controller = Controller {
-                        driver_name: bird.name.clone(),
-                        driver: BirdDriver::new(bird.clone()),
-                        policies,
-                        journal: journal.clone(),
-                        metrics: metrics.clone(),
-                        facts: facts_rx.clone(),
-                        shutdown: shutdown_rx.clone(),
-                        routes: routes.clone(),
-                    };
-                    tasks.spawn(controller.run());
+                DriverConfig::Bird(c) => {
+                    let driver = BirdDriver::new(c.clone());
+                    tasks.spawn(controller(&c.name).with_driver(driver).run());
                 }
-                DriverConfig::Exabgp(exabgp) => {
-                    let controller = Controller {
-                        driver_name: exabgp.name.clone(),
-                        driver: ExabgpDriver::stdio(exabgp.clone()),
-                        policies,
-                        journal: journal.clone(),
-                        metrics: metrics.clone(),
-                        facts: facts_rx.clone(),
-                        shutdown: shutdown_rx.clone(),
-                        routes: routes.clone(),
-                    };
-                    tasks.spawn(controller.run());
+                DriverConfig::Exabgp(c) => {
+                    let driver = ExabgpDriver::stdio(c.clone());
+                    tasks.spawn(controller(&c.name).with_driver(driver).run());
+                }
+                DriverConfig::Gobgp(c) => {
+                    let driver = GobgpDriver::new(c.clone());
+                    tasks.spawn(controller(&c.name).with_driver(driver).run());
+                }
+                DriverConfig::Frr(c) => {
+                    let driver = FrrDriver::new(c.clone());
+                    tasks.spawn(controller(&c.name).with_driver(driver).run());
                 }
             }
         }

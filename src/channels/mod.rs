@@ -11,10 +11,17 @@
 //!   it keeps several publishes in flight and moves its cursor on the broker's PUBACKs;
 //! * [`webhook`] POSTs HMAC-signed signal JSON to an HTTP(S) receiver, with its own loop:
 //!   it tries one signal until a `2xx`, with backoff, and never skips.
+//! * [`dbus`] emits signals on a D-Bus bus and serves the current state to late listeners
+//!   (docs/dbus-interface.md), with its own loop that reconnects to the bus.
+//! * [`notify`] sends DNS NOTIFY (RFC 1996) to targets, optionally TSIG-signed, and can
+//!   serve the signals zone for them to transfer, with its own loop: one NOTIFY covers every
+//!   signal before it, so its cursor follows the targets' answers.
 
+pub mod dbus;
 pub mod exec;
 pub mod log;
 pub mod mqtt;
+pub mod notify;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -58,6 +65,8 @@ pub enum ChannelError {
     Http { channel: String, error: String },
     #[error(transparent)]
     Tls(#[from] crate::push::tls::TlsError),
+    #[error("channel `{channel}`: {message}")]
+    Setup { channel: String, message: String },
 }
 
 /// One configured channel, ready to deliver.
@@ -66,6 +75,8 @@ pub enum Channel {
     Exec(exec::ExecChannel),
     Mqtt(Box<mqtt::MqttChannel>),
     Webhook(Box<webhook::WebhookChannel>),
+    Dbus(Box<dbus::DbusChannel>),
+    Notify(Box<notify::NotifyChannel>),
 }
 
 impl Channel {
@@ -79,6 +90,8 @@ impl Channel {
             ChannelConfig::Webhook(c) => {
                 Channel::Webhook(Box::new(webhook::WebhookChannel::open(c)?))
             }
+            ChannelConfig::Dbus(c) => Channel::Dbus(Box::new(dbus::DbusChannel::new(c))),
+            ChannelConfig::Notify(c) => Channel::Notify(Box::new(notify::NotifyChannel::open(c)?)),
         })
     }
 
@@ -88,6 +101,8 @@ impl Channel {
             Channel::Exec(c) => c.name(),
             Channel::Mqtt(c) => c.name(),
             Channel::Webhook(c) => c.name(),
+            Channel::Dbus(c) => c.name(),
+            Channel::Notify(c) => c.name(),
         }
     }
 
@@ -97,6 +112,8 @@ impl Channel {
             Channel::Exec(c) => c.filter(),
             Channel::Mqtt(c) => c.filter(),
             Channel::Webhook(c) => c.filter(),
+            Channel::Dbus(c) => c.filter(),
+            Channel::Notify(c) => c.filter(),
         }
     }
 
@@ -104,8 +121,8 @@ impl Channel {
         match self {
             Channel::Log(c) => c.deliver(signal).await,
             Channel::Exec(c) => c.deliver(signal).await,
-            Channel::Mqtt(_) | Channel::Webhook(_) => {
-                unreachable!("the mqtt and webhook channels run their own loops")
+            Channel::Mqtt(_) | Channel::Webhook(_) | Channel::Dbus(_) | Channel::Notify(_) => {
+                unreachable!("the mqtt, webhook, dbus and notify channels run their own loops")
             }
         }
     }
@@ -128,6 +145,8 @@ pub async fn run_channel(
     let mut channel = match channel {
         Channel::Mqtt(mqtt) => return mqtt.run(journal, latest, metrics).await,
         Channel::Webhook(webhook) => return webhook.run(journal, latest, metrics).await,
+        Channel::Dbus(dbus) => return dbus.run(journal, latest, metrics).await,
+        Channel::Notify(notify) => return notify.run(journal, latest, metrics).await,
         other => other,
     };
     let name = channel.name().to_string();

@@ -86,6 +86,8 @@ pub enum OnShutdown {
 pub enum DriverConfig {
     Bird(BirdDriverConfig),
     Exabgp(ExabgpDriverConfig),
+    Gobgp(GobgpDriverConfig),
+    Frr(FrrDriverConfig),
 }
 
 impl DriverConfig {
@@ -94,6 +96,8 @@ impl DriverConfig {
         match self {
             DriverConfig::Bird(bird) => &bird.name,
             DriverConfig::Exabgp(exabgp) => &exabgp.name,
+            DriverConfig::Gobgp(gobgp) => &gobgp.name,
+            DriverConfig::Frr(frr) => &frr.name,
         }
     }
 }
@@ -129,6 +133,136 @@ pub struct ExabgpDriverConfig {
     /// How long ExaBGP may take to ack one command before it is taken as unreachable.
     #[serde(default = "bird_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+/// `type = "gobgp"`: gobgpd 3.x through its gRPC API (`apipb.GobgpApi`, plaintext).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GobgpDriverConfig {
+    #[serde(default = "gobgp_name")]
+    pub name: String,
+    /// gobgpd's `--api-hosts`, as `host:port`; default `127.0.0.1:50051`.
+    #[serde(default = "gobgp_api")]
+    pub api: String,
+    /// Next hop of the IPv4 paths; gobgpd replaces it with its own address towards eBGP
+    /// peers. Default `0.0.0.0`.
+    #[serde(default = "gobgp_next_hop_ipv4")]
+    pub next_hop_ipv4: std::net::Ipv4Addr,
+    /// Next hop of the IPv6 paths (in MP_REACH_NLRI). Default `::`.
+    #[serde(default = "gobgp_next_hop_ipv6")]
+    pub next_hop_ipv6: std::net::Ipv6Addr,
+    /// MULTI_EXIT_DISC of every path; default none.
+    #[serde(default)]
+    pub med: Option<u32>,
+    /// COMMUNITIES of every path, `"asn:value"`; default none.
+    #[serde(default, deserialize_with = "communities")]
+    pub communities: Vec<u32>,
+    /// LARGE_COMMUNITIES of every path, `"global:local1:local2"`; default none.
+    #[serde(default, deserialize_with = "large_communities")]
+    pub large_communities: Vec<[u32; 3]>,
+    /// How long one gRPC call may take before gobgpd is taken as unreachable.
+    #[serde(default = "bird_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+/// `type = "frr"`: FRR's bgpd through `vtysh`, with `network` statements under
+/// `router bgp`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FrrDriverConfig {
+    #[serde(default = "frr_name")]
+    pub name: String,
+    /// The `vtysh` program; default `/usr/bin/vtysh`.
+    #[serde(default = "frr_vtysh")]
+    pub vtysh: PathBuf,
+    /// The directory of the daemons' vty sockets (`vtysh --vty_socket`); default FRR's own,
+    /// `/var/run/frr`. dns-oops keeps a connection to `bgpd.vty` there to notice restarts.
+    #[serde(default)]
+    pub vty_socket: Option<PathBuf>,
+    /// The AS of `router bgp <asn>`; default: asked from bgpd.
+    #[serde(default)]
+    pub asn: Option<u32>,
+    /// How long one `vtysh` run may take.
+    #[serde(default = "frr_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl FrrDriverConfig {
+    /// The vty socket directory in effect.
+    pub fn vty_dir(&self) -> PathBuf {
+        self.vty_socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/run/frr"))
+    }
+}
+
+fn gobgp_name() -> String {
+    "gobgp".into()
+}
+
+fn gobgp_api() -> String {
+    "127.0.0.1:50051".into()
+}
+
+fn gobgp_next_hop_ipv4() -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::UNSPECIFIED
+}
+
+fn gobgp_next_hop_ipv6() -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::UNSPECIFIED
+}
+
+fn frr_name() -> String {
+    "frr".into()
+}
+
+fn frr_vtysh() -> PathBuf {
+    PathBuf::from("/usr/bin/vtysh")
+}
+
+fn frr_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// One 16-bit number of a community.
+fn community_part(text: &str, whole: &str) -> Result<u32, String> {
+    text.parse::<u16>()
+        .map(u32::from)
+        .map_err(|_| format!("community `{whole}`: `{text}` is not a number from 0 to 65535"))
+}
+
+/// `["65000:53", …]` as `(asn << 16) + value`.
+fn communities<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    let written = Vec::<String>::deserialize(d)?;
+    written
+        .iter()
+        .map(|c| {
+            let (asn, value) = c.split_once(':').ok_or_else(|| {
+                format!("community `{c}` must be written `asn:value`, e.g. \"65000:53\"")
+            })?;
+            Ok((community_part(asn, c)? << 16) | community_part(value, c)?)
+        })
+        .collect::<Result<_, String>>()
+        .map_err(serde::de::Error::custom)
+}
+
+/// `["65000:0:1", …]`.
+fn large_communities<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<[u32; 3]>, D::Error> {
+    let written = Vec::<String>::deserialize(d)?;
+    written
+        .iter()
+        .map(|c| {
+            let parts: Vec<&str> = c.split(':').collect();
+            let numbers: Option<Vec<u32>> = parts.iter().map(|p| p.parse().ok()).collect();
+            match numbers.as_deref() {
+                Some([a, b, c]) => Ok([*a, *b, *c]),
+                _ => Err(format!(
+                    "large community `{c}` must be three numbers from 0 to 4294967295, `global:local1:local2`"
+                )),
+            }
+        })
+        .collect::<Result<_, String>>()
+        .map_err(serde::de::Error::custom)
 }
 
 fn exabgp_name() -> String {
@@ -283,6 +417,8 @@ pub(super) fn validate_drivers(
         let timeout = match &value {
             DriverConfig::Bird(bird) => bird.timeout,
             DriverConfig::Exabgp(exabgp) => exabgp.timeout,
+            DriverConfig::Gobgp(gobgp) => gobgp.timeout,
+            DriverConfig::Frr(frr) => frr.timeout,
         };
         if timeout.is_zero() {
             errors.at(
@@ -863,6 +999,65 @@ prepend-protocols = ["anycast4_slow", "anycast6_slow"]
             lab.anycast[0].announce_when.text(),
             "server-running(knot) and all-zones-ready(knot)"
         );
+    }
+
+    #[test]
+    fn gobgp_and_frr_drivers_are_checked() {
+        let c = config("[[driver]]\ntype = \"gobgp\"\n[[driver]]\ntype = \"frr\"\n");
+        let DriverConfig::Gobgp(g) = &c.drivers[1] else {
+            panic!("not gobgp")
+        };
+        assert_eq!(
+            (g.name.as_str(), g.api.as_str()),
+            ("gobgp", "127.0.0.1:50051")
+        );
+        assert_eq!(g.next_hop_ipv4.to_string(), "0.0.0.0");
+        assert_eq!(g.next_hop_ipv6.to_string(), "::");
+        assert!(g.communities.is_empty() && g.med.is_none());
+        let DriverConfig::Frr(f) = &c.drivers[2] else {
+            panic!("not frr")
+        };
+        assert_eq!(f.vtysh, Path::new("/usr/bin/vtysh"));
+        assert_eq!(f.vty_dir(), Path::new("/var/run/frr"));
+        assert_eq!((f.asn, f.timeout), (None, Duration::from_secs(5)));
+        assert_problem(
+            "[[driver]]\ntype = \"gobgp\"\ncommunities = [\"65002:70000\"]\n",
+            "[\"65002:70000\"]",
+            0,
+            "community `65002:70000`: `70000` is not a number from 0 to 65535",
+        );
+        assert_problem(
+            "[[driver]]\ntype = \"gobgp\"\nlarge-communities = [\"1:2\"]\n",
+            "[\"1:2\"]",
+            0,
+            "large community `1:2` must be three numbers",
+        );
+        assert_problem(
+            "[[driver]]\ntype = \"gobgp\"\nnext-hop-ipv4 = \"::1\"\n",
+            "\"::1\"",
+            0,
+            "invalid IPv4 address",
+        );
+        assert_problem(
+            "[[driver]]\ntype = \"frr\"\nvty_socket = \"/x\"\n",
+            "vty_socket",
+            0,
+            "unknown field `vty_socket`",
+        );
+        for (name, text) in [
+            (
+                "anycast-gobgp.toml",
+                include_str!("../../etc/examples/anycast-gobgp.toml"),
+            ),
+            (
+                "anycast-frr.toml",
+                include_str!("../../etc/examples/anycast-frr.toml"),
+            ),
+        ] {
+            let c = parse(text, Path::new(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.anycast[0].driver, c.drivers[0].name(), "{name}");
+            assert_eq!(c.anycast[0].prefixes.len(), 2, "{name}");
+        }
     }
 
     #[test]

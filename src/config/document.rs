@@ -33,6 +33,16 @@ const SOURCE_TYPES: &[Dispatch<SourceConfig>] = &[
     ("knot-dbus", |v, e| {
         deserialize(v, e).map(SourceConfig::KnotDbus)
     }),
+    ("dnstap", |v, e| deserialize(v, e).map(SourceConfig::Dnstap)),
+    ("zone-health", |v, e| {
+        deserialize(v, e).map(SourceConfig::ZoneHealth)
+    }),
+    ("in-tree", |v, e| {
+        deserialize(v, e).map(SourceConfig::InTree)
+    }),
+    ("control", |v, e| {
+        deserialize(v, e).map(SourceConfig::Control)
+    }),
 ];
 
 /// The `type`s of `[[channel]]`.
@@ -44,12 +54,16 @@ const CHANNEL_TYPES: &[Dispatch<ChannelFile>] = &[
     ("webhook", |v, e| {
         deserialize(v, e).map(ChannelFile::Webhook)
     }),
+    ("dbus", |v, e| deserialize(v, e).map(ChannelFile::Dbus)),
+    ("notify", |v, e| deserialize(v, e).map(ChannelFile::Notify)),
 ];
 
 /// The `type`s of `[[driver]]`.
 const DRIVER_TYPES: &[Dispatch<DriverConfig>] = &[
     ("bird", |v, e| deserialize(v, e).map(DriverConfig::Bird)),
     ("exabgp", |v, e| deserialize(v, e).map(DriverConfig::Exabgp)),
+    ("gobgp", |v, e| deserialize(v, e).map(DriverConfig::Gobgp)),
+    ("frr", |v, e| deserialize(v, e).map(DriverConfig::Frr)),
 ];
 
 /// The whole file, deserialised but not yet validated.

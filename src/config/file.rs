@@ -93,6 +93,8 @@ pub(super) enum ChannelFile {
     Push(PushChannelFile),
     Mqtt(super::mqtt::MqttChannelFile),
     Webhook(super::webhook::WebhookChannelFile),
+    Dbus(super::dbus::DbusChannelFile),
+    Notify(super::notify_out::NotifyChannelFile),
 }
 
 #[derive(Debug, Deserialize)]

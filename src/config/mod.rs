@@ -14,13 +14,17 @@
 //! defaults, giving the [`Config`] the daemon uses ([`model`]).
 
 mod anycast;
+mod dbus;
+mod dnstap;
 mod document;
 mod file;
 mod model;
 mod mqtt;
 mod notify_in;
+mod notify_out;
 mod validate;
 mod webhook;
+mod zone_health;
 
 use std::ops::Range;
 use std::path::Path;

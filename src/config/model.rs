@@ -7,12 +7,17 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use super::anycast::{
-    AnycastConfig, BirdDriverConfig, DriverConfig, ExabgpDriverConfig, MAX_PREPEND, OnShutdown,
+    AnycastConfig, BirdDriverConfig, DriverConfig, ExabgpDriverConfig, FrrDriverConfig,
+    GobgpDriverConfig, MAX_PREPEND, OnShutdown,
 };
+pub use super::dbus::{DEFAULT_DBUS_NAME, DbusBus, DbusChannelConfig};
+pub use super::dnstap::{CountWhat, DnstapConfig, EdeFile, RateFile, parse_listen};
 use super::file::defaults;
 pub use super::mqtt::{DEFAULT_MQTT_PREFIX, MqttChannelConfig, MqttPassword, MqttTls, Secret};
 pub use super::notify_in::{AddressPrefix, TsigHmac, TsigKey};
+pub use super::notify_out::NotifyChannelConfig;
 pub use super::webhook::{WebhookChannelConfig, WebhookSecret};
+pub use super::zone_health::{PrimaryAddress, ZoneHealthConfig};
 use crate::condition::ConditionId;
 use crate::engine::policy::Policy;
 use crate::signal::Signal;
@@ -76,6 +81,10 @@ pub enum SourceConfig {
     Process(ProcessConfig),
     NotifyIn(NotifyInConfig),
     KnotDbus(KnotDbusConfig),
+    Dnstap(DnstapConfig),
+    ZoneHealth(ZoneHealthConfig),
+    InTree(crate::intree::source::InTreeConfig),
+    Control(ControlConfig),
 }
 
 impl SourceConfig {
@@ -86,6 +95,10 @@ impl SourceConfig {
             SourceConfig::Process(p) => &p.server,
             SourceConfig::NotifyIn(n) => &n.server,
             SourceConfig::KnotDbus(k) => &k.server,
+            SourceConfig::Dnstap(d) => &d.server,
+            SourceConfig::ZoneHealth(z) => &z.server,
+            SourceConfig::InTree(t) => &t.server,
+            SourceConfig::Control(c) => &c.server,
         }
     }
 
@@ -96,6 +109,10 @@ impl SourceConfig {
             SourceConfig::Process(_) => "process",
             SourceConfig::NotifyIn(_) => "notify-in",
             SourceConfig::KnotDbus(_) => "knot-dbus",
+            SourceConfig::Dnstap(_) => "dnstap",
+            SourceConfig::ZoneHealth(_) => "zone-health",
+            SourceConfig::InTree(_) => "in-tree",
+            SourceConfig::Control(_) => "control",
         }
     }
 }
@@ -142,6 +159,41 @@ pub struct KnotDbusConfig {
         deserialize_with = "super::file::duration"
     )]
     pub timeout: Duration,
+}
+
+/// `type = "control"`: the server's own control channel, polled (see
+/// [`crate::sources::control`]; its checks are [`ControlConfig::problems`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ControlConfig {
+    pub server: String,
+    /// Whose control channel: `knot`, `nsd`, `unbound` or `rndc`.
+    pub protocol: crate::sources::control::ControlProtocol,
+    /// The control socket's path (`knot`, `nsd`, `unbound`).
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// `rndc` only: the rndc command and its leading arguments (e.g. `-c`, `-s`, `-p`).
+    /// Default: `["rndc"]`.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(
+        default = "defaults::interval",
+        deserialize_with = "super::file::duration"
+    )]
+    pub interval: Duration,
+    /// How long one poll (connect, ask, read the answers) may take.
+    #[serde(
+        default = "defaults::timeout",
+        deserialize_with = "super::file::duration"
+    )]
+    pub timeout: Duration,
+    /// `zone-refresh-failed` is met after this many failed refresh tries.
+    #[serde(default = "crate::sources::control::default_refresh_tries")]
+    pub refresh_tries: u32,
+    /// `zone-expiring` is met this long before the server's expiry timer runs out (0: at
+    /// expiry).
+    #[serde(default, deserialize_with = "super::file::duration")]
+    pub expiring_period: Duration,
 }
 
 /// `type = "process"`: the server's process; exactly one of `pid_file` and `pid` is set.
@@ -202,6 +254,8 @@ pub enum ChannelConfig {
     Push(PushChannelConfig),
     Mqtt(MqttChannelConfig),
     Webhook(WebhookChannelConfig),
+    Dbus(DbusChannelConfig),
+    Notify(NotifyChannelConfig),
 }
 
 impl ChannelConfig {
@@ -214,6 +268,8 @@ impl ChannelConfig {
             ChannelConfig::Push(c) => &c.name,
             ChannelConfig::Mqtt(c) => &c.name,
             ChannelConfig::Webhook(c) => &c.name,
+            ChannelConfig::Dbus(c) => &c.name,
+            ChannelConfig::Notify(c) => &c.name,
         }
     }
 
@@ -229,6 +285,8 @@ impl ChannelConfig {
             ChannelConfig::Push(_) => &ALL,
             ChannelConfig::Mqtt(c) => &c.filter,
             ChannelConfig::Webhook(c) => &c.filter,
+            ChannelConfig::Dbus(c) => &c.filter,
+            ChannelConfig::Notify(c) => &c.filter,
         }
     }
 }

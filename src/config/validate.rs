@@ -263,6 +263,21 @@ fn validate_sources(
                 let server = servers.iter().find(|s| s.name == notify.server);
                 notify_in::check(notify, server, &at, errors);
             }
+            SourceConfig::Dnstap(dnstap) => super::dnstap::check(dnstap, &at, errors),
+            SourceConfig::ZoneHealth(health) => {
+                let server = servers.iter().find(|s| s.name == health.server);
+                super::zone_health::check(health, server, &at, errors);
+            }
+            SourceConfig::Control(control) => {
+                for (key, message) in control.problems() {
+                    errors.at(at.value_span(key), message);
+                }
+            }
+            SourceConfig::InTree(in_tree) => {
+                for (key, message) in in_tree.problems() {
+                    errors.at(at.value_span(key), message);
+                }
+            }
             SourceConfig::KnotDbus(dbus) => {
                 if dbus.bus.as_deref().is_some_and(|b| b.trim().is_empty()) {
                     errors.at(
@@ -362,6 +377,22 @@ fn validate_channels(
                 (
                     ChannelConfig::Webhook(super::webhook::check(file, conditions, &at, errors)),
                     "the default name of a webhook channel",
+                )
+            }
+            ChannelFile::Dbus(file) => {
+                let conditions = conditions(&file.conditions, errors);
+                (
+                    ChannelConfig::Dbus(super::dbus::check(file, conditions, errors)),
+                    "the default name of a dbus channel",
+                )
+            }
+            ChannelFile::Notify(file) => {
+                let conditions = conditions(&file.conditions, errors);
+                (
+                    ChannelConfig::Notify(super::notify_out::check(
+                        file, node, conditions, &at, errors,
+                    )),
+                    "the default name of a notify channel",
                 )
             }
         };

@@ -285,16 +285,21 @@ async fn post_control(
 ) -> Result<DrainReport, ClientError> {
     let base = normalize_base(base)?;
     let url = format!("{base}{path}");
-    let response = http_client()?
-        .post(&url)
-        .json(request)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| ClientError::Unreachable {
-            base: base.clone(),
-            reason: error_reason(&e),
-        })?;
+    let request = http_client()?.post(&url).json(request).timeout(timeout);
+    answer_json(&base, url, request).await
+}
+
+/// Sends `request` to `url` and reads the JSON answer as `T`, each error saying what to
+/// check.
+async fn answer_json<T: serde::de::DeserializeOwned>(
+    base: &str,
+    url: String,
+    request: reqwest::RequestBuilder,
+) -> Result<T, ClientError> {
+    let response = request.send().await.map_err(|e| ClientError::Unreachable {
+        base: base.to_string(),
+        reason: error_reason(&e),
+    })?;
     if !response.status().is_success() {
         return Err(refused(&url, response).await);
     }
@@ -313,29 +318,8 @@ async fn post_control(
 
 async fn fetch_status(client: &reqwest::Client, base: &str) -> Result<StatusReport, ClientError> {
     let url = format!("{base}/api/v1/conditions");
-    let response = client
-        .get(&url)
-        .timeout(STATUS_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| ClientError::Unreachable {
-            base: base.to_string(),
-            reason: error_reason(&e),
-        })?;
-    if !response.status().is_success() {
-        return Err(refused(&url, response).await);
-    }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| ClientError::BadResponse {
-            url: url.clone(),
-            reason: error_reason(&e),
-        })?;
-    serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse {
-        url,
-        reason: e.to_string(),
-    })
+    let request = client.get(&url).timeout(STATUS_TIMEOUT);
+    answer_json(base, url, request).await
 }
 
 /// The error for a non-success answer, with the API's own message when there is one.

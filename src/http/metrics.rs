@@ -13,6 +13,9 @@
 //! | `dns_oops_anycast_announced` | gauge: 1 while the policy's prefixes are to be announced | `policy` |
 //! | `dns_oops_push_sessions` | gauge: DNS Push sessions open | `channel` |
 //! | `dns_oops_push_dropped_total` | counter: sessions dropped for not reading | `channel`, `reason` (`lagging`, `write-timeout`) |
+//! | `dns_oops_notify_unanswered_total` | counter: NOTIFYs given up on after every retry went unanswered | `channel`, `target` |
+//! | `dns_oops_dnstap_*` | dnstap frames, drops, queries, responses by RCODE, EDE by code, query rate, connections | `server` (see [`crate::sources::dnstap`]) |
+//! | `dns_oops_control_polls`, `dns_oops_control_up` | control-channel polls by outcome; whether the last one was answered | `server`, `outcome` (see [`crate::sources::control`]) |
 //!
 //! A `(server, condition)` pair that was met once stays in `dns_oops_conditions_met` with
 //! the value 0 after it clears, so that alerts on it see a 0 rather than no series.
@@ -68,6 +71,12 @@ struct DropLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotifyTargetLabels {
+    channel: String,
+    target: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DriverLabels {
     driver: String,
 }
@@ -99,6 +108,11 @@ pub struct Metrics {
     anycast_announced: Family<PolicyLabels, Gauge>,
     push_sessions: Family<ChannelLabels, Gauge>,
     push_dropped: Family<DropLabels, Counter>,
+    notify_unanswered: Family<NotifyTargetLabels, Counter>,
+    /// The dnstap sources' counters (their list is in [`crate::sources::dnstap`]).
+    pub dnstap: crate::sources::dnstap::DnstapMetrics,
+    /// The control sources' poll outcomes (see [`crate::sources::control`]).
+    pub control: crate::sources::control::ControlMetrics,
 }
 
 impl Default for Metrics {
@@ -168,11 +182,19 @@ impl Metrics {
             "DNS Push sessions open",
             push_sessions.clone(),
         );
+        let dnstap = crate::sources::dnstap::DnstapMetrics::register(&mut registry);
+        let control = crate::sources::control::ControlMetrics::register(&mut registry);
         let push_dropped = Family::<DropLabels, Counter>::default();
         registry.register(
             "dns_oops_push_dropped",
             "DNS Push sessions dropped for not reading, by reason",
             push_dropped.clone(),
+        );
+        let notify_unanswered = Family::<NotifyTargetLabels, Counter>::default();
+        registry.register(
+            "dns_oops_notify_unanswered",
+            "NOTIFYs given up on after every retry went unanswered, by target",
+            notify_unanswered.clone(),
         );
         Metrics {
             registry,
@@ -188,6 +210,9 @@ impl Metrics {
             anycast_announced,
             push_sessions,
             push_dropped,
+            notify_unanswered,
+            dnstap,
+            control,
         }
     }
 
@@ -292,6 +317,16 @@ impl Metrics {
             .get_or_create(&DropLabels {
                 channel: channel.to_string(),
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a NOTIFY that `target` left unanswered through every retry.
+    pub fn notify_unanswered(&self, channel: &str, target: &str) {
+        self.notify_unanswered
+            .get_or_create(&NotifyTargetLabels {
+                channel: channel.to_string(),
+                target: target.to_string(),
             })
             .inc();
     }

@@ -501,7 +501,7 @@ fn sign(mut response: Message, id: u16, now: u64, tsig: AnswerTsig) -> Option<Me
 }
 
 /// The hickory signer for a configured key.
-fn signer(key: &TsigKey) -> Result<TSigner, NotifyInError> {
+pub(crate) fn signer(key: &TsigKey) -> Result<TSigner, NotifyInError> {
     let fail = |reason: String| NotifyInError::Key {
         name: key.name.clone(),
         reason,

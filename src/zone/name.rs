@@ -128,6 +128,44 @@ impl Name {
         }
     }
 
+    /// Reads a possibly compressed name (RFC 1035 §4.1.4) at `at` in a whole DNS
+    /// `message` into `self`, reusing its allocation; returns the offset just past the name
+    /// where it is written (past its first pointer, if any). Pointers must point backwards,
+    /// so a loop of pointers cannot be followed forever.
+    pub fn read_compressed(&mut self, message: &[u8], at: usize) -> Result<usize, NameError> {
+        self.wire.clear();
+        let mut pos = at;
+        let mut end = None;
+        loop {
+            let len = *message.get(pos).ok_or(NameError::BadWire)?;
+            match len & 0xC0 {
+                0x00 => {
+                    let len = usize::from(len);
+                    let label = message.get(pos..pos + 1 + len).ok_or(NameError::BadWire)?;
+                    if self.wire.len() + label.len() > MAX_NAME_LEN {
+                        return Err(NameError::NameTooLong);
+                    }
+                    self.wire.extend_from_slice(label);
+                    pos += 1 + len;
+                    if len == 0 {
+                        return Ok(end.unwrap_or(pos));
+                    }
+                }
+                0xC0 => {
+                    let low = *message.get(pos + 1).ok_or(NameError::BadWire)?;
+                    let target = usize::from(len & 0x3F) << 8 | usize::from(low);
+                    if target >= pos {
+                        return Err(NameError::BadWire);
+                    }
+                    end.get_or_insert(pos + 2);
+                    pos = target;
+                }
+                // The extended label types 0x40 and 0x80 (RFC 6891 §5).
+                _ => return Err(NameError::BadWire),
+            }
+        }
+    }
+
     /// The uncompressed wire form, root label included.
     pub fn as_wire(&self) -> &[u8] {
         &self.wire
@@ -292,6 +330,23 @@ mod tests {
             Name::parse(b"abcdef", Some(&origin)).unwrap_err(),
             NameError::NameTooLong
         );
+    }
+
+    #[test]
+    fn compressed_names() {
+        // "example.test." at 2, "www" + pointer to it at 16, a forward pointer at 22.
+        let mut message = b"\0\0\x07example\x04test\0".to_vec();
+        message.extend_from_slice(b"\x03www\xc0\x02");
+        message.extend_from_slice(b"\xc0\x20");
+        let mut n = Name::root();
+        assert_eq!(n.read_compressed(&message, 2).unwrap(), 16);
+        assert_eq!(n.to_string(), "example.test.");
+        assert_eq!(n.read_compressed(&message, 16).unwrap(), 22);
+        assert_eq!(n.to_string(), "www.example.test.");
+        assert_eq!(n.read_compressed(&message, 22), Err(NameError::BadWire));
+        assert_eq!(n.read_compressed(&message, 23), Err(NameError::BadWire));
+        assert_eq!(n.read_compressed(b"\x03ww", 0), Err(NameError::BadWire));
+        assert_eq!(n.read_compressed(b"\x40", 0), Err(NameError::BadWire));
     }
 
     #[test]

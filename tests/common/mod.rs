@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a part of the harness
 
 pub mod bird;
+pub mod bus;
 pub mod pki;
 
 use std::io::{BufRead, BufReader};
