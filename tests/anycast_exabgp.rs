@@ -7,7 +7,8 @@
 //! the peer within 1 s of kill -9 of knotd (five rounds); a kill -9 of dns-oops leaves the
 //! route at the peer and ExaBGP's respawned dns-oops withdraws it at the next failure; while
 //! `prepend-when` holds, the AS path at the peer is longer; `dns-oops drain` returns only
-//! when the route has left the peer; when ExaBGP stops, dns-oops stops with it.
+//! when the route has left the peer; when ExaBGP stops, dns-oops stops with it, and when
+//! ExaBGP comes back the route is back at the peer within 1 s of the session.
 
 mod common;
 
@@ -327,6 +328,11 @@ drain-grace = "500ms""#,
     );
     knot.reap();
 
+    knot.start();
+    until("route back at the peer after knotd restart", LONG, || {
+        at_peer.has_route(PREFIX)
+    });
+
     // ExaBGP stops: dns-oops stops with it.
     let child = exabgp.children()[0];
     exabgp.stop();
@@ -335,6 +341,24 @@ drain-grace = "500ms""#,
             || std::fs::read_to_string(format!("/proc/{child}/stat"))
                 .is_ok_and(|s| s.contains(") Z "))
     });
+    until("route gone from the peer with ExaBGP", LONG, || {
+        !at_peer.has_route(PREFIX)
+    });
+
+    // ExaBGP comes back: the dns-oops it starts sends the journal's state at once.
+    let mut exabgp = Exabgp::start(dir, port, &config);
+    let established = until("eBGP session re-established", LONG, || {
+        at_peer.established("exa")
+    });
+    let back = until(
+        "route back at the peer after the ExaBGP restart",
+        LONG,
+        || at_peer.has_route(PREFIX),
+    );
+    let took = back.saturating_duration_since(established);
+    eprintln!("ExaBGP back (session up) → route at the peer: {}", ms(took));
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    exabgp.stop();
 }
 
 #[test]
