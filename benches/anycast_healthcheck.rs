@@ -26,7 +26,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::bird::BirdClient;
+use common::bird::{BirdClient, BirdPeer};
 use common::{Knot, free_port, require};
 
 const ZONES: [&str; 3] = ["a.test", "b.test", "c.test"];
@@ -48,7 +48,7 @@ fn main() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     let port = free_port();
-    let mut peer = start_peer(dir, port);
+    let peer = start_peer(dir, port);
     let mut knot = Knot::new(&dir.join("knot"), &ZONES);
     knot.start();
     let config = dns_oops_config(dir, &knot);
@@ -89,8 +89,7 @@ fn main() {
     }
     let _ = exabgp.kill();
     let _ = exabgp.wait();
-    let _ = peer.kill();
-    let _ = peer.wait();
+    drop(peer);
 
     let machine = support::machine();
     println!("## anycast_healthcheck — ExaBGP healthcheck vs dns-oops, {rounds} rounds\n");
@@ -167,11 +166,10 @@ fn connect(socket: &Path) -> BirdClient {
     }
 }
 
-fn start_peer(dir: &Path, port: u16) -> Child {
-    let config = dir.join("peer.conf");
-    std::fs::write(
-        &config,
-        format!(
+fn start_peer(dir: &Path, port: u16) -> BirdPeer {
+    BirdPeer::start(
+        dir,
+        &format!(
             r#"router id 127.0.0.1;
 protocol device {{}}
 protocol bgp exa {{
@@ -184,19 +182,6 @@ protocol bgp exa {{
 "#
         ),
     )
-    .unwrap();
-    Command::new(require("bird", "bird2"))
-        .arg("-c")
-        .arg(&config)
-        .arg("-s")
-        .arg(dir.join("peer.ctl"))
-        .arg("-P")
-        .arg(dir.join("peer.pid"))
-        .arg("-f")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bird")
 }
 
 /// dns-oops as in etc/examples/anycast-bird.toml, with the exabgp driver.

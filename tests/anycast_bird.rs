@@ -16,11 +16,9 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::bird::{BirdClient, until};
+use common::bird::{BirdClient, Watch, until};
 use common::{Daemon, Knot, free_port, require};
 use dns_oops::condition::ConditionId;
 use dns_oops::signal::SignalState;
@@ -193,38 +191,6 @@ hold-down = "1s"
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// Watches the peer's table for `prefix` in a thread until stopped; reports whether the
-/// route was ever missing.
-struct Watch {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<usize>,
-}
-
-impl Watch {
-    fn start(socket: PathBuf, prefix: &'static str) -> Watch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut client = BirdClient::connect(&socket).unwrap();
-            let mut missing = 0;
-            while !flag.load(Ordering::Relaxed) {
-                if !client.has_route(prefix) {
-                    missing += 1;
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            missing
-        });
-        Watch { stop, thread }
-    }
-
-    /// How many polls found the route missing.
-    fn finish(self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
-    }
 }
 
 #[test]
@@ -467,21 +433,6 @@ hold-down = "0s"
     peer.stop();
 }
 
-/// Runs `dns-oops <args>` against the daemon's HTTP API; (exit success, stdout, stderr).
-fn dns_oops(http: u16, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
-        .args(args)
-        .arg("--url")
-        .arg(format!("http://127.0.0.1:{http}"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn drain_withdraws_at_the_peer_before_it_returns_and_holds_until_undrain() {
     let scratch = tempfile::tempdir().unwrap();
@@ -527,7 +478,7 @@ drain-grace = "1s"
     // drain returns after the withdraw is confirmed and the grace has passed: the route
     // is gone from the peer at that moment, not some time later.
     let started = Instant::now();
-    let (ok, out, err) = dns_oops(http, &["drain", "knot", "--reason", "maintenance"]);
+    let (ok, out, err) = common::dns_oops_cli(http, &["drain", "knot", "--reason", "maintenance"]);
     let took = started.elapsed();
     assert!(ok, "drain failed: {err}");
     assert!(
@@ -546,20 +497,20 @@ drain-grace = "1s"
     assert_eq!(drained.source, "drain");
     assert_eq!(drained.args["reason"], "maintenance");
     // The server still runs: the drain withdrew the route, not the server.
-    let (_, status, _) = dns_oops(http, &["status", "--json"]);
+    let (_, status, _) = common::dns_oops_cli(http, &["status", "--json"]);
     assert!(status.contains("\"server-running\""), "{status}");
 
     // A restart of dns-oops keeps the drain: the route stays away.
     daemon.kill9();
     let mut daemon = Daemon::start(&config);
     until("the restarted API answers", LONG, || {
-        dns_oops(http, &["status"]).0
+        common::dns_oops_cli(http, &["status"]).0
     });
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!at_peer.has_route(KEPT), "a restart undid the drain");
 
     // undrain: the route comes back.
-    let (ok, out, err) = dns_oops(http, &["undrain", "knot"]);
+    let (ok, out, err) = common::dns_oops_cli(http, &["undrain", "knot"]);
     assert!(ok, "undrain failed: {err}");
     assert!(out.contains("knot: undrained"), "{out}");
     until("route back at the peer after undrain", LONG, || {
@@ -567,14 +518,14 @@ drain-grace = "1s"
     });
 
     // Mistakes are explained.
-    let (ok, _, err) = dns_oops(http, &["drain", "nsd"]);
+    let (ok, _, err) = common::dns_oops_cli(http, &["drain", "nsd"]);
     assert!(!ok);
     assert!(
         err.contains("no server `nsd`") && err.contains("`knot`"),
         "{err}"
     );
     daemon.terminate();
-    let (ok, _, err) = dns_oops(http, &["drain", "knot"]);
+    let (ok, _, err) = common::dns_oops_cli(http, &["drain", "knot"]);
     assert!(!ok);
     assert!(err.contains("cannot reach dns-oops"), "{err}");
     driven.stop();

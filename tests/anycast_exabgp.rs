@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::bird::{BirdClient, until};
+use common::bird::{BirdPeer, until};
 use common::{Knot, free_port, require};
 
 const ZONES: [&str; 3] = ["a.test", "b.test", "c.test"];
@@ -40,18 +40,11 @@ fn ms(d: Duration) -> String {
 }
 
 /// The BGP peer: BIRD, passive, AS 65000 on 127.0.0.1.
-struct Peer {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Peer {
-    fn start(dir: &Path, port: u16) -> Peer {
-        let config = dir.join("peer.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"router id 127.0.0.1;
+fn start_peer(dir: &Path, port: u16) -> BirdPeer {
+    BirdPeer::start(
+        dir,
+        &format!(
+            r#"router id 127.0.0.1;
 protocol device {{}}
 protocol bgp exa {{
   local 127.0.0.1 port {port} as 65000;
@@ -61,40 +54,8 @@ protocol bgp exa {{
   ipv4 {{ import all; export none; }};
 }}
 "#
-            ),
-        )
-        .unwrap();
-        let socket = dir.join("peer.ctl");
-        let log = std::fs::File::create(dir.join("peer.log")).unwrap();
-        let child = Command::new(require("bird", "bird2"))
-            .arg("-c")
-            .arg(&config)
-            .arg("-s")
-            .arg(&socket)
-            .arg("-P")
-            .arg(dir.join("peer.pid"))
-            .arg("-f")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start bird");
-        let peer = Peer { child, socket };
-        until("BIRD control socket", LONG, || {
-            BirdClient::connect(&peer.socket).is_ok()
-        });
-        peer
-    }
-
-    fn client(&self) -> BirdClient {
-        BirdClient::connect(&self.socket).unwrap()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        ),
+    )
 }
 
 /// ExaBGP in the foreground, running dns-oops as its API process.
@@ -219,7 +180,7 @@ fn exabgp_announces_and_withdraws_at_a_real_peer() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     let port = free_port();
-    let peer = Peer::start(dir, port);
+    let peer = start_peer(dir, port);
     let mut at_peer = peer.client();
 
     let mut knot = Knot::new(&dir.join("knot"), &ZONES);
@@ -366,7 +327,7 @@ fn exabgp_prepends_while_prepend_when_holds() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     let port = free_port();
-    let peer = Peer::start(dir, port);
+    let peer = start_peer(dir, port);
     let mut at_peer = peer.client();
 
     // c.test cannot be loaded: knot runs, but not every zone is ready.

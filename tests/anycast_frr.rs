@@ -19,11 +19,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::bird::{BirdClient, until};
+use common::bird::{BirdPeer, Watch, until};
 use common::{Daemon, Knot, free_port, require};
 use dns_oops::condition::ConditionId;
 use dns_oops::signal::SignalState;
@@ -38,18 +36,11 @@ fn ms(d: Duration) -> String {
 }
 
 /// The BGP peer: BIRD, AS 65000 on 127.0.0.1 and ::1, connecting to bgpd.
-struct Peer {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Peer {
-    fn start(dir: &Path, port: u16, bgpd_port: u16) -> Peer {
-        let config = dir.join("peer.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"router id 127.0.0.1;
+fn start_peer(dir: &Path, port: u16, bgpd_port: u16) -> BirdPeer {
+    BirdPeer::start(
+        dir,
+        &format!(
+            r#"router id 127.0.0.1;
 protocol device {{}}
 protocol bgp frr {{
   local 127.0.0.1 port {port} as 65000;
@@ -66,40 +57,8 @@ protocol bgp frr6 {{
   ipv6 {{ import all; export none; }};
 }}
 "#
-            ),
-        )
-        .unwrap();
-        let socket = dir.join("peer.ctl");
-        let log = std::fs::File::create(dir.join("peer.log")).unwrap();
-        let child = Command::new(require("bird", "bird2"))
-            .arg("-c")
-            .arg(&config)
-            .arg("-s")
-            .arg(&socket)
-            .arg("-P")
-            .arg(dir.join("peer.pid"))
-            .arg("-f")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start bird");
-        let peer = Peer { child, socket };
-        until("BIRD control socket", LONG, || {
-            BirdClient::connect(&peer.socket).is_ok()
-        });
-        peer
-    }
-
-    fn client(&self) -> BirdClient {
-        BirdClient::connect(&self.socket).unwrap()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        ),
+    )
 }
 
 /// FRR's bgpd in the foreground, without zebra: BGP on 127.0.0.4 and ::1 port `port`
@@ -237,14 +196,14 @@ fn require_frr(daemon: &str) -> PathBuf {
 }
 
 /// BIRD peer and bgpd, both up, the sessions established.
-fn bgp(dir: &Path) -> (Peer, Bgpd) {
+fn bgp(dir: &Path) -> (BirdPeer, Bgpd) {
     let (bgpd_port, peer_port) = (free_port(), free_port());
     let mut bgpd = Bgpd::new(dir, bgpd_port);
     let started = Instant::now();
     bgpd.start();
     until("bgpd ready", LONG, || bgpd.ready());
     eprintln!("bgpd start → vtysh answers: {}", ms(started.elapsed()));
-    let peer = Peer::start(dir, peer_port, bgpd_port);
+    let peer = start_peer(dir, peer_port, bgpd_port);
     let mut at_peer = peer.client();
     until("eBGP sessions established", LONG, || {
         at_peer.established("frr") && at_peer.established("frr6")
@@ -266,37 +225,6 @@ vty-socket = "{dir}"
     let path = dir.join("dns-oops.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Watches the peer's table for `prefix` in a thread until stopped; reports how many
-/// polls found it missing.
-struct Watch {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<usize>,
-}
-
-impl Watch {
-    fn start(socket: PathBuf, prefix: &'static str) -> Watch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut client = BirdClient::connect(&socket).unwrap();
-            let mut missing = 0;
-            while !flag.load(Ordering::Relaxed) {
-                if !client.has_route(prefix) {
-                    missing += 1;
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            missing
-        });
-        Watch { stop, thread }
-    }
-
-    fn finish(self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
-    }
 }
 
 /// The `ExecStopPost=` line of the shipped systemd drop-in, for bgpd's vty sockets in `dir`.
@@ -487,21 +415,6 @@ hold-down = "1s"
     bgpd.stop();
 }
 
-/// Runs `dns-oops <args>` against the daemon's HTTP API; (exit success, stdout, stderr).
-fn dns_oops(http: u16, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
-        .args(args)
-        .arg("--url")
-        .arg(format!("http://127.0.0.1:{http}"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn frr_prepends_while_prepend_when_holds_and_drain_withdraws() {
     let scratch = tempfile::tempdir().unwrap();
@@ -552,7 +465,7 @@ drain-grace = "1s"
 
     // drain returns once the withdraw is done and the grace has passed.
     let started = Instant::now();
-    let (ok, out, err) = dns_oops(http, &["drain", "knot", "--reason", "maintenance"]);
+    let (ok, out, err) = common::dns_oops_cli(http, &["drain", "knot", "--reason", "maintenance"]);
     let took = started.elapsed();
     assert!(ok, "drain failed: {err}");
     assert!(
@@ -564,7 +477,7 @@ drain-grace = "1s"
         "returned before the grace: {took:?}"
     );
     eprintln!("dns-oops drain knot: {} ({})", ms(took), out.trim());
-    let (ok, _, err) = dns_oops(http, &["undrain", "knot"]);
+    let (ok, _, err) = common::dns_oops_cli(http, &["undrain", "knot"]);
     assert!(ok, "undrain failed: {err}");
     until("route back at the peer after undrain", LONG, || {
         at_peer.has_route(V4)

@@ -3,7 +3,10 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A minimal client of BIRD's control socket.
@@ -90,5 +93,80 @@ pub fn until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> 
         }
         assert!(Instant::now() < deadline, "not within {timeout:?}: {what}");
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A BIRD in the foreground as the BGP peer whose table a test reads: its config, control
+/// socket (`peer.ctl`), pid file and log in `dir`. Killed when dropped.
+pub struct BirdPeer {
+    child: std::process::Child,
+    pub socket: PathBuf,
+}
+
+impl BirdPeer {
+    pub fn start(dir: &Path, config: &str) -> BirdPeer {
+        let path = dir.join("peer.conf");
+        std::fs::write(&path, config).unwrap();
+        let socket = dir.join("peer.ctl");
+        let log = std::fs::File::create(dir.join("peer.log")).unwrap();
+        let child = Command::new(super::require("bird", "bird2"))
+            .arg("-c")
+            .arg(&path)
+            .arg("-s")
+            .arg(&socket)
+            .arg("-P")
+            .arg(dir.join("peer.pid"))
+            .arg("-f")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start bird");
+        let peer = BirdPeer { child, socket };
+        until("BIRD control socket", Duration::from_secs(20), || {
+            BirdClient::connect(&peer.socket).is_ok()
+        });
+        peer
+    }
+
+    pub fn client(&self) -> BirdClient {
+        BirdClient::connect(&self.socket).unwrap()
+    }
+}
+
+impl Drop for BirdPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Watches a peer's table for `prefix` in a thread until stopped, every 2 ms.
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl Watch {
+    pub fn start(socket: PathBuf, prefix: &'static str) -> Watch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut client = BirdClient::connect(&socket).unwrap();
+            let mut missing = 0;
+            while !flag.load(Ordering::Relaxed) {
+                if !client.has_route(prefix) {
+                    missing += 1;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            missing
+        });
+        Watch { stop, thread }
+    }
+
+    /// How many polls found the route missing.
+    pub fn finish(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
     }
 }

@@ -355,3 +355,18 @@ impl Drop for Daemon {
 pub fn brief(s: &Signal) -> String {
     format!("{} {} {}", s.condition, s.subject_or_dash(), s.state)
 }
+
+/// Runs `dns-oops <args> --url <the daemon's HTTP API>`: (exit success, stdout, stderr).
+pub fn dns_oops_cli(http: u16, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
+        .args(args)
+        .arg("--url")
+        .arg(format!("http://127.0.0.1:{http}"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
