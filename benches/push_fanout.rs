@@ -4,6 +4,9 @@
 //!    signals zone; `ROUNDS` times the watched server's serial is bumped, which makes a
 //!    `zone-updated` event whose TXT record carries the event time (`since=`). Each session
 //!    notes when the PUSH arrives; the delivery latency is arrival minus event time.
+//!    Arrival is the kernel's receive stamp of the bytes on the subscriber's socket
+//!    (`SO_TIMESTAMPNS`), so the clients' own TLS work, queued on the client CPU, does not
+//!    count against the server; the time after the client's TLS read is reported as well.
 //!    Then the same number of MQTT subscribers over TLS on a local mosquitto receive one
 //!    QoS 1 message per round whose payload is its publish time.
 //! 2. Idle sessions: `IDLE` (default 50,000) TLS sessions, each with one subscription, held
@@ -12,6 +15,7 @@
 //! ```sh
 //! cargo bench --bench push_fanout
 //! SUBSCRIBERS=2000 IDLE=5000 ROUNDS=5 cargo bench --bench push_fanout   # a quick look
+//! IDLE=0 RESULTS=0 cargo bench --bench push_fanout   # fan-out only, not written to RESULTS.md
 //! ```
 //!
 //! Needs the Debian package `mosquitto`. Clients run in this process on the same machine;
@@ -21,10 +25,13 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -35,7 +42,8 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-type Latencies = Arc<Mutex<Vec<Vec<f64>>>>;
+/// Delivery latencies in ms by round: at the subscriber's socket, and after its TLS.
+type Latencies = Arc<Mutex<Vec<Vec<(f64, f64)>>>>;
 
 /// What the subscribers of one run report into.
 #[derive(Clone)]
@@ -60,9 +68,11 @@ impl Tally {
         }
     }
 
-    fn record(&self, round: usize, latency_ms: f64) {
+    /// `sent`, `at_socket` and `read` in µs since the epoch.
+    fn record(&self, round: usize, sent: i64, at_socket: i64, read: i64) {
+        let ms = |t: i64| (t - sent) as f64 / 1000.0;
         if let Some(slot) = self.latencies.lock().unwrap().get_mut(round) {
-            slot.push(latency_ms);
+            slot.push((ms(at_socket), ms(read)));
             self.received.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -159,6 +169,21 @@ fn pin_clients() {
     }
 }
 
+/// CPU time (user + system, all threads) a process has used so far, in ms.
+fn cpu_ms(pid: u32) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) * 1000.0 / ticks)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -193,12 +218,130 @@ fn certificates(dir: &Path) -> PathBuf {
     dir.join("ca.pem")
 }
 
+/// A client's TCP stream that keeps the kernel's receive time of the bytes it last read
+/// (`SO_TIMESTAMPNS`): the moment the server's data reached the subscriber's socket,
+/// before this process got round to decrypting and parsing it. All subscribers of a run
+/// share the client CPUs, so the time after decryption also counts the queue of other
+/// subscribers' TLS work in this process; both are reported.
+struct Stamped {
+    tcp: TcpStream,
+    /// Microseconds since the epoch; 0 until something was read.
+    last_rx: i64,
+}
+
+impl Stamped {
+    fn new(tcp: TcpStream) -> std::io::Result<Stamped> {
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt on a socket we own, with a c_int option value and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                tcp.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Stamped { tcp, last_rx: 0 })
+    }
+
+    /// One `recvmsg`: the bytes read and the receive time of the last segment among them.
+    fn receive(fd: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<i64>)> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control = [0u64; 16];
+        // SAFETY: msghdr zeroed, then pointed at the iovec and control buffer above, which
+        // outlive the call; the cmsg macros walk only within msg_controllen.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control) as _;
+            let n = libc::recvmsg(fd, &mut msg, 0);
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut stamp = None;
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+                {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    stamp = Some(ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000);
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+            Ok((n as usize, stamp))
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Stamped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            std::task::ready!(this.tcp.poll_read_ready(cx))?;
+            let fd = this.tcp.as_raw_fd();
+            let unfilled = buf.initialize_unfilled();
+            match this.tcp.try_io(tokio::io::Interest::READABLE, || {
+                Stamped::receive(fd, unfilled)
+            }) {
+                Ok((n, stamp)) => {
+                    if let Some(stamp) = stamp {
+                        this.last_rx = stamp;
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stamped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+type ClientStream = TlsStream<Stamped>;
+
+/// When the bytes of the message just read reached the socket (µs since the epoch).
+fn received_at(stream: &ClientStream) -> i64 {
+    stream.get_ref().0.last_rx
+}
+
 /// Opens TCP from one of 16 loopback source addresses, then TLS.
 async fn connect_tls(
     index: usize,
     port: u16,
     connector: &TlsConnector,
-) -> std::io::Result<TlsStream<TcpStream>> {
+) -> std::io::Result<ClientStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::from((
         Ipv4Addr::new(127, 0, 0, 1 + (index % 16) as u8),
@@ -209,7 +352,10 @@ async fn connect_tls(
         .await?;
     tcp.set_nodelay(true)?;
     connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .connect(
+            ServerName::try_from("localhost").unwrap(),
+            Stamped::new(tcp)?,
+        )
         .await
 }
 
@@ -258,6 +404,7 @@ async fn push_subscriber(
             return;
         }
         let arrived = now_micros();
+        let at_socket = received_at(&stream);
         let Ok(message) = dso::decode(&message) else {
             return;
         };
@@ -295,8 +442,7 @@ async fn push_subscriber(
                 let Ok(round) = serial.parse::<usize>() else {
                     continue;
                 };
-                let latency_ms = (arrived - since.timestamp_micros()) as f64 / 1000.0;
-                tally.record(round, latency_ms);
+                tally.record(round, since.timestamp_micros(), at_socket, arrived);
             }
         }
     }
@@ -360,7 +506,7 @@ async fn mqtt_open(
     port: u16,
     connector: &TlsConnector,
     client_id: &str,
-) -> std::io::Result<TlsStream<TcpStream>> {
+) -> std::io::Result<ClientStream> {
     let mut stream = connect_tls(index, port, connector).await?;
     stream.write_all(&mqtt_connect(client_id)).await?;
     let (kind, body) = mqtt_read(&mut stream).await?;
@@ -391,6 +537,7 @@ async fn mqtt_subscriber(index: usize, port: u16, connector: TlsConnector, tally
             return;
         };
         let arrived = now_micros();
+        let at_socket = received_at(&stream);
         match kind >> 4 {
             9 => {
                 tally.subscribed.fetch_add(1, Ordering::Relaxed);
@@ -418,14 +565,14 @@ async fn mqtt_subscriber(index: usize, port: u16, connector: TlsConnector, tally
                 let (Ok(round), Ok(sent)) = (round.parse::<usize>(), sent.parse::<i64>()) else {
                     continue;
                 };
-                tally.record(round, (arrived - sent) as f64 / 1000.0);
+                tally.record(round, sent, at_socket, arrived);
             }
             _ => {}
         }
     }
 }
 
-async fn mqtt_publish(stream: &mut TlsStream<TcpStream>, round: usize) {
+async fn mqtt_publish(stream: &mut ClientStream, round: usize) {
     let mut body = Vec::new();
     mqtt_string(&mut body, "bench/signal");
     body.extend_from_slice(&(round as u16 + 1).to_be_bytes());
@@ -445,6 +592,11 @@ struct Row {
     p50: f64,
     p99: f64,
     max: f64,
+    /// The same after the subscriber's TLS.
+    read_p50: f64,
+    read_p99: f64,
+    /// The server's CPU time per change (ms), measured over the rounds.
+    cpu_per_change: f64,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -455,15 +607,26 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-fn summarise(tool: &'static str, sessions: usize, rounds: usize, latencies: &Latencies) -> Row {
-    let mut all: Vec<f64> = latencies
-        .lock()
-        .unwrap()
-        .iter()
-        .flatten()
-        .copied()
-        .collect();
-    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+fn summarise(
+    tool: &'static str,
+    sessions: usize,
+    rounds: usize,
+    latencies: &Latencies,
+    cpu_ms: f64,
+) -> Row {
+    let sorted = |pick: fn(&(f64, f64)) -> f64| {
+        let mut all: Vec<f64> = latencies
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(pick)
+            .collect();
+        all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        all
+    };
+    let all = sorted(|l| l.0);
+    let read = sorted(|l| l.1);
     Row {
         tool,
         sessions,
@@ -472,6 +635,9 @@ fn summarise(tool: &'static str, sessions: usize, rounds: usize, latencies: &Lat
         p50: percentile(&all, 50.0),
         p99: percentile(&all, 99.0),
         max: all.last().copied().unwrap_or(f64::NAN),
+        read_p50: percentile(&read, 50.0),
+        read_p99: percentile(&read, 99.0),
+        cpu_per_change: cpu_ms / rounds.max(1) as f64,
     }
 }
 
@@ -531,7 +697,10 @@ fn main() {
 
     // The watched server: the demo's lab server, told to bump a serial on stdin.
     let lab_port = free_port();
-    let mut lab_child = server_command(env!("CARGO_BIN_EXE_dns-oops"))
+    // `DNS_OOPS_BIN` runs another build of the daemon under the same clients (before/after).
+    let daemon_bin =
+        std::env::var_os("DNS_OOPS_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_dns-oops").into());
+    let mut lab_child = server_command(&daemon_bin)
         .args(["demo", "--lab-server", &format!("127.0.0.1:{lab_port}")])
         .arg(dir.path().join("lab.pid"))
         .stdin(Stdio::piped())
@@ -574,7 +743,7 @@ max-sessions = 1000000
         ),
     )
     .unwrap();
-    let mut daemon = server_command(env!("CARGO_BIN_EXE_dns-oops"))
+    let mut daemon = server_command(&daemon_bin)
         .args(["run", "--config"])
         .arg(&config)
         .env("DNS_OOPS_LOG", "warn")
@@ -600,6 +769,7 @@ max-sessions = 1000000
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let broker_pid = broker.id();
 
     pin_clients();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -631,6 +801,8 @@ max-sessions = 1000000
             Duration::from_secs(300),
         )
         .await;
+        eprintln!("push sessions subscribed: fan-out rounds begin");
+        let cpu_before = cpu_ms(daemon_pid);
         for round in 2..rounds + 2 {
             lab.bump(round);
             let target = subscribers * (round - 1);
@@ -648,6 +820,7 @@ max-sessions = 1000000
             subscribers,
             rounds,
             &tally.latencies,
+            cpu_ms(daemon_pid) - cpu_before,
         ));
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
@@ -672,6 +845,7 @@ max-sessions = 1000000
         let mut publisher = mqtt_open(99, mqtt_port, &connector, "publisher")
             .await
             .unwrap();
+        let cpu_before = cpu_ms(broker_pid);
         for round in 2..rounds + 2 {
             mqtt_publish(&mut publisher, round).await;
             let target = subscribers * (round - 1);
@@ -689,6 +863,7 @@ max-sessions = 1000000
             subscribers,
             rounds,
             &tally.latencies,
+            cpu_ms(broker_pid) - cpu_before,
         ));
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
@@ -754,7 +929,13 @@ max-sessions = 1000000
         "\n## push_fanout — {subscribers} subscribers, {rounds} changes; {idle} idle sessions\n\n\
          `SUBSCRIBERS={subscribers} IDLE={asked_idle} ROUNDS={rounds} cargo bench --bench push_fanout` on {cpu_model} \
          ({} CPUs, Linux {}), {broker_version}, clients in the same process{}, {}.\n\n\
-         | tool | subscribers | delivered | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|\n",
+         Latency from the event (dns-oops: the engine's event time in the record; mosquitto: the \
+         publisher's clock in the payload) to the kernel's receive stamp on the subscriber's socket; \
+         the last column is the same after the subscriber's TLS read, which waits for the other \
+         subscribers' decryption on the client CPU.\n\n\
+         Server CPU is the server process's user + system time over the rounds, per change.\n\n\
+         | tool | subscribers | delivered | p50 ms | p99 ms | max ms | after client TLS p50 / p99 ms | server CPU ms per change |\n\
+         |---|---|---|---|---|---|---|---|\n",
         machine_cpus(),
         kernel.trim(),
         if pinning() {
@@ -766,14 +947,24 @@ max-sessions = 1000000
     );
     for r in &rows {
         table.push_str(&format!(
-            "| {} | {} | {}/{} | {:.1} | {:.1} | {:.1} |\n",
-            r.tool, r.sessions, r.delivered, r.expected, r.p50, r.p99, r.max
+            "| {} | {} | {}/{} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {:.0} |\n",
+            r.tool,
+            r.sessions,
+            r.delivered,
+            r.expected,
+            r.p50,
+            r.p99,
+            r.max,
+            r.read_p50,
+            r.read_p99,
+            r.cpu_per_change
         ));
     }
     if let [ours, peer] = rows.as_slice() {
         table.push_str(&format!(
-            "\np99 ratio dns-oops / mosquitto: {:.2} (target: dns-oops p99 ≤ 100 ms)\n",
-            ours.p99 / peer.p99
+            "\np99 ratio dns-oops / mosquitto: {:.2} at the socket, {:.2} after client TLS (target: dns-oops p99 ≤ 100 ms)\n",
+            ours.p99 / peer.p99,
+            ours.read_p99 / peer.read_p99
         ));
     }
     if idle < asked_idle {
@@ -781,11 +972,16 @@ max-sessions = 1000000
             "\n{asked_idle} idle sessions were asked for; RLIMIT_NOFILE is {open_files} on this machine and cannot be raised, so {idle} were opened.\n"
         ));
     }
-    table.push_str(&format!(
-        "\nIdle DNS Push sessions held: {held} of {idle}; daemon RSS {before} KiB before, {after} KiB after: \
-         {per_session:.1} KiB per session (target ≤ 16 KiB).\n"
-    ));
+    if idle > 0 {
+        table.push_str(&format!(
+            "\nIdle DNS Push sessions held: {held} of {idle}; daemon RSS {before} KiB before, {after} KiB after: \
+             {per_session:.1} KiB per session (target ≤ 16 KiB).\n"
+        ));
+    }
     print!("{table}");
+    if std::env::var("RESULTS").is_ok_and(|v| v == "0") {
+        return;
+    }
     let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/RESULTS.md");
     std::fs::OpenOptions::new()
         .create(true)

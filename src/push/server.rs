@@ -29,7 +29,7 @@ use dso::{Action, Event, PushChange, Rcode, ServerConfig, ServerSession, Subscri
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio_rustls::TlsAcceptor;
@@ -279,7 +279,6 @@ async fn run_session(
         .peer_certificates()
         .and_then(|chain| chain.first().cloned());
     let access = Access::new(&settings.allow, identity.as_ref());
-    let (reader, writer) = tokio::io::split(tls);
     let mut session = Session {
         hub,
         settings,
@@ -290,7 +289,7 @@ async fn run_session(
         out: Vec::new(),
         fatal: None,
     };
-    let ending = session.run(reader, writer).await;
+    let ending = session.run(tls).await;
     tracing::debug!(channel = settings.channel, %peer, ?ending, "session ended");
 }
 
@@ -360,23 +359,30 @@ struct Session<'a> {
     fatal: Option<&'static str>,
 }
 
-type Reader = ReadHalf<TlsStream<TcpStream>>;
-type Writer = WriteHalf<TlsStream<TcpStream>>;
-
 impl Session<'_> {
-    async fn run(&mut self, mut reader: Reader, mut writer: Writer) -> Ending {
+    /// Reads and writes happen one after the other on the one stream: the read future of
+    /// `select!` is dropped (TLS keeps what it had read) before anything is written.
+    async fn run(&mut self, mut stream: TlsStream<TcpStream>) -> Ending {
         let mut input = BytesMut::with_capacity(512);
         let mut shutdown = self.hub.shutdown.subscribe();
+        // Made once: every session waits on it, and a fan-out wakes every session.
+        let shutdown_requested = shutdown.changed();
+        tokio::pin!(shutdown_requested);
         let mut shutting_down = false;
         let mut write_timeout = WRITE_TIMEOUT;
+        // The session machine's timer, armed lazily: activity moves its deadline later at
+        // every message, so the sleep is only moved earlier; when it fires too early,
+        // `poll` finds nothing due and it is armed again for the current deadline.
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         let ending = loop {
-            let deadline = self.dso.next_deadline();
-            let timer = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            if let Some(at) = self.dso.next_deadline()
+                && armed.is_none_or(|armed| at < armed)
+            {
+                timer.as_mut().reset(at.into());
+                armed = Some(at);
+            }
             let update = async {
                 match self.updates.as_mut() {
                     Some(rx) => rx.recv().await,
@@ -386,7 +392,7 @@ impl Session<'_> {
             let mut actions = VecDeque::new();
             tokio::select! {
                 biased;
-                _ = shutdown.changed(), if !shutting_down => {
+                _ = &mut shutdown_requested, if !shutting_down => {
                     shutting_down = true;
                     let now = Instant::now();
                     match self.dso.retry_delay(SHUTDOWN_RETRY, Rcode::NOERROR, now) {
@@ -394,19 +400,15 @@ impl Session<'_> {
                         Err(_) => actions.push_back(Action::Close),
                     }
                 }
-                read = reader.read_buf(&mut input) => match read {
+                read = stream.read_buf(&mut input) => match read {
                     Ok(0) | Err(_) => break Ending::Close,
                     Ok(_) => match self.frames(&mut input) {
                         Ok(received) => actions.extend(received),
                         Err(()) => break Ending::Abort,
                     },
                 },
-                update = update => match update.and_then(|first| self.coalesce(first)) {
-                    Ok(updates) => {
-                        for update in &updates {
-                            actions.extend(self.deliver(update, Instant::now()));
-                        }
-                    }
+                update = update => match update.and_then(|first| self.deliver_waiting(&first)) {
+                    Ok(()) => {}
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(
                             channel = self.settings.channel,
@@ -423,13 +425,16 @@ impl Session<'_> {
                     }
                     Err(broadcast::error::RecvError::Closed) => self.updates = None,
                 },
-                () = timer => actions.extend(self.dso.poll(Instant::now())),
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    actions.extend(self.dso.poll(Instant::now()));
+                }
             }
             let ending = self.carry_out(actions);
             if !self.out.is_empty() {
                 let write = async {
-                    writer.write_all(&self.out).await?;
-                    writer.flush().await
+                    stream.write_all(&self.out).await?;
+                    stream.flush().await
                 };
                 match tokio::time::timeout(write_timeout, write).await {
                     Ok(Ok(())) => {}
@@ -458,7 +463,6 @@ impl Session<'_> {
                 break ending;
             }
         };
-        let mut stream = reader.unsplit(writer);
         match ending {
             Ending::Abort => {
                 let _ = stream.get_ref().0.set_zero_linger();
@@ -470,38 +474,61 @@ impl Session<'_> {
         ending
     }
 
-    /// Takes the updates that are already waiting along with `first`, so that a burst of
-    /// engine steps becomes one write.
-    fn coalesce(&mut self, first: Update) -> Result<Vec<Update>, broadcast::error::RecvError> {
-        let mut updates = vec![first];
-        let Some(rx) = self.updates.as_mut() else {
-            return Ok(updates);
-        };
-        while updates.len() < COALESCE_UPDATES {
-            match rx.try_recv() {
-                Ok(next) => updates.push(next),
-                Err(broadcast::error::TryRecvError::Lagged(missed)) => {
-                    return Err(broadcast::error::RecvError::Lagged(missed));
+    /// Queues the PUSH messages of `first` and of the updates already waiting behind it
+    /// (up to [`COALESCE_UPDATES`]), so that a burst of engine steps becomes one write.
+    /// A session found lagging gets none of them: it is sent Retry Delay instead.
+    fn deliver_waiting(
+        &mut self,
+        first: &EncodedUpdate,
+    ) -> Result<(), broadcast::error::RecvError> {
+        let start = self.out.len();
+        let mut sent = self.deliver_into_out(first);
+        if let Some(rx) = self.updates.as_mut() {
+            let mut taken = 1;
+            while taken < COALESCE_UPDATES {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        taken += 1;
+                        sent |= Self::frame_matching(&self.dso, &next, &mut self.out);
+                    }
+                    Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                        self.out.truncate(start);
+                        return Err(broadcast::error::RecvError::Lagged(missed));
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
         }
-        Ok(updates)
+        if sent {
+            self.dso.note_activity(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Appends the matching PUSH messages of `update` to the output; whether there were any.
+    fn deliver_into_out(&mut self, update: &EncodedUpdate) -> bool {
+        Self::frame_matching(&self.dso, update, &mut self.out)
     }
 
     /// The PUSH messages of `update` that match a subscription of this session (RFC 8765
-    /// §6.3.1: only changes that match an active subscription are sent, each once).
+    /// §6.3.1: only changes that match an active subscription are sent, each once), framed
+    /// into `out`, copied from the update's single encoding.
+    fn frame_matching(dso: &ServerSession, update: &EncodedUpdate, out: &mut Vec<u8>) -> bool {
+        let mut sent = false;
+        for group in update.groups.iter().filter(|g| wants(dso, g)) {
+            for message in &group.messages {
+                frame_into(out, message);
+                sent = true;
+            }
+        }
+        sent
+    }
+
+    /// [`Session::frame_matching`] as actions, for a SUBSCRIBE's catching up.
     fn deliver(&mut self, update: &EncodedUpdate, now: Instant) -> Vec<Action> {
         let mut sent = Vec::new();
-        for group in &update.groups {
-            let wanted = self.dso.subscriptions().any(|(_, s)| {
-                s.name == group.name
-                    && (s.rtype == RecordType::ANY || s.rtype == group.rtype)
-                    && matches!(s.class, DNSClass::IN | DNSClass::ANY)
-            });
-            if wanted {
-                sent.extend(group.messages.iter().cloned().map(Action::Send));
-            }
+        for group in update.groups.iter().filter(|g| wants(&self.dso, g)) {
+            sent.extend(group.messages.iter().cloned().map(Action::Send));
         }
         if !sent.is_empty() {
             self.dso.note_activity(now);
@@ -564,10 +591,7 @@ impl Session<'_> {
     }
 
     fn queue(&mut self, message: &[u8]) {
-        let len = u16::try_from(message.len()).unwrap_or(u16::MAX);
-        self.out.extend_from_slice(&len.to_be_bytes());
-        self.out
-            .extend_from_slice(&message[..usize::from(len).min(message.len())]);
+        frame_into(&mut self.out, message);
     }
 
     fn handle(&mut self, event: Event) -> Vec<Action> {
@@ -675,6 +699,22 @@ impl Session<'_> {
         }
         response.to_vec().ok()
     }
+}
+
+/// Whether a subscription of the session covers the owner name and type of `group`.
+fn wants(dso: &ServerSession, group: &Group) -> bool {
+    dso.subscriptions().any(|(_, s)| {
+        (s.rtype == RecordType::ANY || s.rtype == group.rtype)
+            && matches!(s.class, DNSClass::IN | DNSClass::ANY)
+            && s.name == group.name
+    })
+}
+
+/// Appends `message` to `out` with its two-octet length (RFC 1035 §4.2.2).
+fn frame_into(out: &mut Vec<u8>, message: &[u8]) {
+    let len = u16::try_from(message.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&message[..usize::from(len).min(message.len())]);
 }
 
 /// Whether a DNS message carries the edns-tcp-keepalive EDNS(0) option (RFC 7828).
