@@ -156,6 +156,7 @@ enum Command {
     /// In-tree hints (draft-kolkman-in-tree-hints): check them against the live DNS, render
     /// resolver configuration, or build a hints file from a domain's servers.
     InTree(crate::intree::cli::InTreeArgs),
+    NsdVerify(crate::nsd_verify::NsdVerifyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -300,6 +301,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::CheckZone(args) => crate::zone::check_zone::run(&args),
         Command::DnstapRead(args) => crate::dnstap::read::run(&args),
         Command::InTree(args) => crate::intree::cli::run(args).await,
+        Command::NsdVerify(args) => crate::nsd_verify::run(&args).await,
     }
 }
 

@@ -84,6 +84,7 @@ pub async fn run(
         None => journal.set_node(&config.node).map_err(journal_err)?,
     }
     let metrics = Arc::new(Metrics::new());
+    let health = crate::health::Board::new();
     let last_seq = journal.last_seq().map_err(journal_err)?;
     let mut engine = Engine::new(&config.node, server_models(&config), last_seq);
     let restored = journal.current().map_err(journal_err)?;
@@ -120,6 +121,7 @@ pub async fn run(
                 journal: journal.clone(),
                 latest_seq: latest_rx.clone(),
                 metrics: metrics.clone(),
+                health: health.clone(),
                 node: config.node.clone(),
                 control: Some(control_tx.clone()),
             };
@@ -158,6 +160,10 @@ pub async fn run(
                 channel.apex,
                 channel.addr
             );
+            health.channel(&push.name, "push").connected(format!(
+                "serving {} on {} (TLS)",
+                channel.apex, channel.addr
+            ));
             push_addrs.push((push.name.clone(), channel.addr));
             step.hubs.push(channel.hub.clone());
             tasks.spawn(channel.serve());
@@ -171,9 +177,14 @@ pub async fn run(
                     source,
                 })?;
         let (journal, latest, metrics) = (journal.clone(), latest_rx.clone(), metrics.clone());
+        let channel_health = health.channel(channel_config.name(), channel_config.kind());
         tasks.spawn(async move {
             let name = channel.name().to_string();
-            if let Err(e) = channels::run_channel(channel, journal, latest, metrics).await {
+            let stopped = channel_health.clone();
+            if let Err(e) =
+                channels::run_channel(channel, journal, latest, metrics, channel_health).await
+            {
+                stopped.gone(format!("stopped: {e}"));
                 tracing::error!(channel = name, "channel stopped: {e}");
             }
         });
@@ -182,7 +193,14 @@ pub async fn run(
     let (obs_tx, mut obs_rx) = mpsc::channel::<Observation>(OBSERVATION_QUEUE);
     let mut sources = JoinSet::new();
     for source in &config.sources {
-        spawn_source(&config, source, obs_tx.clone(), &metrics, &mut sources);
+        spawn_source(
+            &config,
+            source,
+            obs_tx.clone(),
+            &metrics,
+            &health,
+            &mut sources,
+        );
     }
     drop(obs_tx);
     started(Running {
@@ -193,6 +211,7 @@ pub async fn run(
     let retention = config.journal.retention;
     let max_signals = config.journal.max_signals;
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+    let mut sources_open = true;
     tokio::pin!(shutdown);
     loop {
         let deadline = engine.next_deadline();
@@ -205,11 +224,12 @@ pub async fn run(
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            obs = obs_rx.recv() => {
+            obs = obs_rx.recv(), if sources_open => {
                 let Some(obs) = obs else {
-                    // Every source ended: keep serving the API and channels until shutdown.
-                    shutdown.as_mut().await;
-                    break;
+                    // Every source ended (or none is configured): keep serving the API,
+                    // its commands and reports, and the channels until shutdown.
+                    sources_open = false;
+                    continue;
                 };
                 match engine.observe(obs, Moment::now()) {
                     Ok(signals) => step.record(&mut engine, signals).map_err(journal_err)?,
@@ -359,6 +379,23 @@ fn control_step(
                 }
             }
         }
+        Control::Observe {
+            observations,
+            reply,
+        } => {
+            let mut signals = Vec::new();
+            for observation in observations {
+                match engine.observe(observation, now) {
+                    Ok(more) => signals.extend(more),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return signals;
+                    }
+                }
+            }
+            let _ = reply.send(Ok(signals.clone()));
+            signals
+        }
     }
 }
 
@@ -379,8 +416,10 @@ fn spawn_source(
     source: &SourceConfig,
     tx: mpsc::Sender<Observation>,
     metrics: &Arc<Metrics>,
+    board: &Arc<crate::health::Board>,
     tasks: &mut JoinSet<()>,
 ) {
+    let health = board.source(source.kind(), source.server());
     match source {
         SourceConfig::Control(control) => {
             let server = config
@@ -391,10 +430,15 @@ fn spawn_source(
                 settings,
                 tx,
                 metrics.clone(),
+                health,
             ));
         }
         SourceConfig::InTree(in_tree) => {
-            tasks.spawn(crate::intree::source::run_in_tree(in_tree.clone(), tx));
+            tasks.spawn(crate::intree::source::run_in_tree(
+                in_tree.clone(),
+                tx,
+                health,
+            ));
         }
         SourceConfig::Dnstap(dnstap) => {
             let server = config
@@ -405,11 +449,12 @@ fn spawn_source(
                 settings,
                 tx,
                 metrics.clone(),
+                health,
             ));
         }
         SourceConfig::Probe(probe) => {
             let settings = probe_settings(config, probe);
-            tasks.spawn(run_probe(settings, tx));
+            tasks.spawn(run_probe(settings, tx, health));
         }
         SourceConfig::Process(process) => {
             let settings = ProcessSettings {
@@ -417,7 +462,7 @@ fn spawn_source(
                 pid_file: process.pid_file.clone(),
                 pid: process.pid,
             };
-            tasks.spawn(run_process_watch(settings, tx));
+            tasks.spawn(run_process_watch(settings, tx, health));
         }
         SourceConfig::KnotDbus(dbus) => {
             let server = config
@@ -430,7 +475,7 @@ fn spawn_source(
                 bus: dbus.bus.clone(),
                 timeout: dbus.timeout,
             };
-            tasks.spawn(run_knot_dbus(settings, tx));
+            tasks.spawn(run_knot_dbus(settings, tx, health));
         }
         SourceConfig::NotifyIn(notify) => {
             let server = config
@@ -447,14 +492,17 @@ fn spawn_source(
                 min_interval: notify.min_interval,
                 timeout: notify.timeout,
             };
-            tasks.spawn(run_notify_in(settings, tx));
+            tasks.spawn(run_notify_in(settings, tx, metrics.clone(), health));
         }
-        SourceConfig::ZoneHealth(health) => {
+        SourceConfig::ZoneHealth(zone_health) => {
             let server = config
-                .server(&health.server)
+                .server(&zone_health.server)
                 .expect("config validation guarantees every source names a configured server");
-            let settings = crate::sources::zone_health::ZoneHealthSettings::new(health, server);
-            tasks.spawn(crate::sources::zone_health::run_zone_health(settings, tx));
+            let settings =
+                crate::sources::zone_health::ZoneHealthSettings::new(zone_health, server);
+            tasks.spawn(crate::sources::zone_health::run_zone_health(
+                settings, tx, health,
+            ));
         }
     }
 }

@@ -6,7 +6,9 @@
 //! makes every condition of the spine happen within the first minute: zones load, a serial
 //! is bumped, a zone disappears and returns, the server is killed with SIGKILL and comes
 //! back, and is stopped gracefully and comes back. It prints each signal as it arrives
-//! (read from the daemon's own HTTP API, like `dns-oops watch`).
+//! (read from the daemon's own HTTP API, like `dns-oops watch`). At the start it says which
+//! sources it hears the lab through, and where the snippets that wire Knot DNS, NSD, BIND and
+//! Unbound to dns-oops are ([`WIRING`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -184,6 +186,7 @@ async fn run_inner(
         "  daemon         : node `demo`, config {}",
         config_path.display()
     );
+    say_wiring(&config);
     say!("");
 
     let mut lab = Lab::start(
@@ -283,6 +286,7 @@ async fn run_inner(
         () = crate::cli::shutdown_signal() => {
             let _ = stop_tx.send(());
             let _ = daemon.await;
+            let _ = std::fs::remove_dir_all(&dir);
             return Ok(());
         }
     }
@@ -298,6 +302,10 @@ async fn run_inner(
         pid_file.display()
     );
     say!("  open {url}/ in a browser for the dashboard");
+    say!("With a real DNS server (README, \"Wiring your DNS server\"), e.g. Knot DNS:");
+    say!(
+        "  dns-oops run --config etc/examples/knot.toml & knotd -c etc/examples/servers/knot.conf"
+    );
     if once {
         printer.abort();
         let _ = stop_tx.send(());
@@ -311,6 +319,60 @@ async fn run_inner(
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// How a real DNS server is wired to dns-oops: the server-side snippet in
+/// `etc/examples/servers/`, the dns-oops config in `etc/examples/`, and what it hears.
+pub const WIRING: [(&str, &str, &str, &str); 4] = [
+    (
+        "Knot DNS",
+        "etc/examples/servers/knot.conf",
+        "etc/examples/knot.toml",
+        "D-Bus, control socket, NOTIFY, dnstap, pid file",
+    ),
+    (
+        "NSD",
+        "etc/examples/servers/nsd.conf",
+        "etc/examples/nsd.toml",
+        "control socket, NOTIFY, dnstap, pid file",
+    ),
+    (
+        "BIND",
+        "etc/examples/servers/named.conf",
+        "etc/examples/bind.toml",
+        "rndc, NOTIFY, dnstap, pid file",
+    ),
+    (
+        "Unbound",
+        "etc/examples/servers/unbound.conf",
+        "etc/examples/unbound.toml",
+        "control socket, dnstap, pid file",
+    ),
+];
+
+/// What the demo hears its lab server through, read from its own config, and where the
+/// wiring of real servers is.
+fn say_wiring(config: &crate::config::Config) {
+    let sources: Vec<String> = config
+        .sources
+        .iter()
+        .map(|source| match source {
+            crate::config::SourceConfig::Probe(p) => format!(
+                "probe (SOA every {:?}: server-running, zone-ready, zone-updated)",
+                p.interval
+            ),
+            crate::config::SourceConfig::Process(_) => {
+                "process (pid file: server-crashed, server-stopping)".to_string()
+            }
+            other => other.kind().to_string(),
+        })
+        .collect();
+    say!("  sources        : {}", sources.join(" + "));
+    say!("  real servers   : each wired with a snippet for the server and a config for dns-oops");
+    say!("                   (README, \"Wiring your DNS server\"):");
+    for (server, snippet, toml, hears) in WIRING {
+        say!("                   {server:<8} {snippet:<33} + {toml:<25} {hears}");
+    }
 }
 
 fn step(text: &str) {
@@ -454,5 +516,16 @@ mod tests {
         let config = crate::config::parse(&text, Path::new("demo.toml")).unwrap();
         assert_eq!(config.node, "demo");
         assert_eq!(config.servers[0].zones.len(), 3);
+    }
+
+    #[test]
+    fn the_wiring_it_prints_is_shipped() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (server, snippet, toml, _) in WIRING {
+            assert!(root.join(snippet).is_file(), "{server}: {snippet}");
+            let path = root.join(toml);
+            let text = std::fs::read_to_string(&path).unwrap();
+            crate::config::parse(&text, &path).unwrap_or_else(|e| panic!("{toml}: {e}"));
+        }
     }
 }

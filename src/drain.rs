@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 use crate::anycast::{Anycast, PolicyRoute, RouteState, Routes};
+use crate::signal::Signal;
 
 /// The reason of a drain when none is given.
 pub const DEFAULT_REASON: &str = "drain";
@@ -92,6 +93,13 @@ pub enum Control {
     Undrain {
         server: String,
         reply: oneshot::Sender<Result<DrainReport, DrainError>>,
+    },
+    /// Observations a command reported through the API (`dns-oops nsd-verify`, see
+    /// [`crate::nsd_verify`]), applied in one engine step; the answer is the signals they
+    /// caused.
+    Observe {
+        observations: Vec<crate::signal::Observation>,
+        reply: oneshot::Sender<Result<Vec<Signal>, crate::engine::ObservationError>>,
     },
 }
 

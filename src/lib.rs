@@ -12,6 +12,8 @@
 //!    Knot's D-Bus signals.
 //!    [`dnstap`] — Frame Streams and dnstap decoding, the socket receiver, the traffic
 //!    conditions, and `dnstap-read`, a capture's summary.
+//!    [`health`] — whether each source can see its server and each channel reaches its peer,
+//!    apart from the conditions.
 //! 7. [`channels`] — where signals go: log lines, commands, MQTT, webhooks; [`anycast`] —
 //!    policies over conditions that announce and withdraw prefixes through BIRD and ExaBGP.
 //! 8. [`http`] — the HTTP API, server-sent events, metrics, and the clients behind
@@ -25,6 +27,8 @@
 //!     `check-zone`, and the SOA timers the `zone-health` source follows.
 //! 13. [`intree`] — in-tree hints: the hints file, its check against the live DNS (the
 //!     `in-tree` source and `in-tree check`), and resolver configuration (`in-tree render`).
+//! 14. [`nsd_verify`] — `dns-oops nsd-verify`, NSD's zone verifier hook: each new zone
+//!     version NSD receives is reported to the daemon, and rejected when a check fails.
 
 pub mod anycast;
 pub mod channels;
@@ -37,10 +41,12 @@ pub mod demo;
 pub mod dnstap;
 pub mod drain;
 pub mod engine;
+pub mod health;
 pub mod http;
 pub mod intree;
 pub mod journal;
 pub mod lab;
+pub mod nsd_verify;
 pub mod push;
 pub mod signal;
 pub mod sources;

@@ -115,3 +115,51 @@ fn a_missing_file_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/dns-oops.toml"), "{stderr}");
 }
+
+/// The dns-oops configs shipped in `etc/examples/`; every other `.toml` there is named in
+/// `NOT_CONFIGS`, so a new example cannot be left unchecked.
+const EXAMPLES: &[&str] = &[
+    "anycast-bird.toml",
+    "anycast-exabgp.toml",
+    "anycast-frr.toml",
+    "anycast-gobgp.toml",
+    "bind.toml",
+    "dbus.toml",
+    "dnstap.toml",
+    "knot-dbus.toml",
+    "knot-probe.toml",
+    "knot.toml",
+    "mqtt.toml",
+    "notify.toml",
+    "nsd.toml",
+    "unbound.toml",
+    "webhook.toml",
+    "zone-health.toml",
+];
+/// `.toml` files in `etc/examples/` that are not dns-oops configs.
+const NOT_CONFIGS: &[&str] = &["in-tree-example.test.toml"];
+
+#[test]
+fn every_shipped_example_passes_check_config() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/examples");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".toml") && !NOT_CONFIGS.contains(&name.as_str()))
+        .collect();
+    found.sort();
+    assert_eq!(found, EXAMPLES, "etc/examples/*.toml and EXAMPLES differ");
+    for name in EXAMPLES {
+        let out = Command::new(env!("CARGO_BIN_EXE_dns-oops"))
+            .args(["check-config", "--config"])
+            .arg(dir.join(name))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! The `control` source against real servers on loopback: knotd's control socket spoken
-//! natively.
+//! natively, nsd and unbound over their control sockets, named through rndc; and
+//! secondaries of a primary that goes away (a short SOA expire), where the server shows it:
+//! refresh failed, then expiring.
 
 mod common;
 
@@ -476,4 +478,191 @@ type = "log"
         Some("missing.test."),
         SignalState::Met
     )));
+}
+
+/// A knotd primary for `s.test` (serial 42; refresh 3 s, retry 4 s, expire 20 s) that
+/// lets anyone on loopback transfer it, started and loaded.
+fn short_expiry_primary(dir: &Path) -> Knot {
+    let mut primary = Knot::new(dir, &[]);
+    knot_conf(
+        &primary,
+        "acl:\n  - id: xfr\n    address: 127.0.0.1\n    action: transfer\n",
+        "  - domain: s.test\n    acl: xfr\n",
+    );
+    std::fs::write(
+        primary.dir.join("zones/s.test.zone"),
+        "$ORIGIN s.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 42 3 4 20 300\n\
+         @ IN NS ns1\nns1 IN A 127.0.0.1\n",
+    )
+    .unwrap();
+    primary.start();
+    wait_for_serial(&primary, "s.test", 42);
+    primary
+}
+
+#[test]
+fn nsd_secondary_expires_when_its_primary_is_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut primary = short_expiry_primary(&d.join("primary"));
+    let port = free_port();
+    let dir = d.display();
+    // NSD's lower bounds on the SOA timers are set low, so the SOA's own count.
+    std::fs::write(
+        d.join("nsd.conf"),
+        format!(
+            "server:\n    ip-address: 127.0.0.1@{port}\n    username: \"\"\n    zonesdir: \"{dir}\"\n\
+             \x20   database: \"\"\n    pidfile: \"{dir}/nsd.pid\"\n    xfrdfile: \"{dir}/xfrd.state\"\n\
+             \x20   zonelistfile: \"{dir}/zone.list\"\n    logfile: \"{dir}/nsd.log\"\n\
+             remote-control:\n    control-enable: yes\n    control-interface: {dir}/nsd.ctl\n\
+             zone:\n    name: s.test\n    request-xfr: 127.0.0.1@{primary} NOKEY\n\
+             \x20   min-refresh-time: 1\n    min-retry-time: 1\n    min-expire-time: 1\n",
+            primary = primary.port,
+        ),
+    )
+    .unwrap();
+    let conf = d.join("nsd.conf");
+    let _nsd = start("nsd", "nsd", &["-d", "-c", conf.to_str().unwrap()], d);
+    let path = text_config(d, "nsd", "nsd", &d.join("nsd.ctl"), port, &["s.test."]);
+    let mut daemon = Daemon::start(&path);
+    let (loaded, ready) = daemon.wait_for("zone-ready s.test.", Duration::from_secs(15), |s| {
+        is(s, "zone-ready", Some("s.test."), SignalState::Met)
+    });
+    assert_eq!(ready.args["serial"], 42);
+
+    let gone = primary.kill9();
+    primary.reap();
+    let (failed_at, _) = daemon.wait_for(
+        "zone-refresh-failed s.test.",
+        Duration::from_secs(20),
+        |s| is(s, "zone-refresh-failed", Some("s.test."), SignalState::Met),
+    );
+    // NSD shows no expiry timer: zone-expiring comes when the zone has expired, 20 s after
+    // the last transfer, and the zone is no longer ready.
+    let (expired_at, expiring) =
+        daemon.wait_for("zone-expiring s.test.", Duration::from_secs(30), |s| {
+            is(s, "zone-expiring", Some("s.test."), SignalState::Met)
+        });
+    assert_eq!(expiring.args["remaining"], 0);
+    assert!(expired_at > failed_at);
+    let after_load = expired_at.duration_since(loaded).as_secs_f64();
+    assert!(
+        (18.0..=26.0).contains(&after_load),
+        "expired {after_load:.1} s after the load"
+    );
+    // The same poll says the zone is no longer ready.
+    let cleared = daemon.drain(Duration::from_millis(1000));
+    assert!(
+        daemon.seen.iter().chain(&cleared).any(|s| is(
+            s,
+            "zone-ready",
+            Some("s.test."),
+            SignalState::Cleared
+        )),
+        "zone-ready s.test. cleared at expiry: {:?}",
+        daemon.seen.iter().map(brief).collect::<Vec<_>>()
+    );
+    println!(
+        "nsd: refresh-failed {:.1} s after the primary died, expired {:.1} s after, {after_load:.1} s after the load",
+        failed_at.duration_since(gone).as_secs_f64(),
+        expired_at.duration_since(gone).as_secs_f64(),
+    );
+}
+
+#[test]
+fn named_secondary_expiring_with_its_own_timer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut primary = short_expiry_primary(&d.join("primary"));
+    let dir = d.display();
+    let (port, control) = (free_port(), free_port());
+    common::require("rndc", "bind9-utils");
+    let key = "key \"rndc-key\" { algorithm hmac-sha256; secret \"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=\"; };\n";
+    std::fs::write(d.join("rndc.key"), key).unwrap();
+    // named's lower bounds on refresh and retry (300 s and 500 s) are set low, so the SOA's
+    // own timers count.
+    std::fs::write(
+        d.join("named.conf"),
+        format!(
+            "include \"{dir}/rndc.key\";\n\
+             options {{ directory \"{dir}\"; pid-file \"{dir}/named.pid\"; listen-on port {port} {{ 127.0.0.1; }};\n\
+             \x20 listen-on-v6 {{ none; }}; recursion no; notify no; }};\n\
+             controls {{ inet 127.0.0.1 port {control} allow {{ 127.0.0.1; }} keys {{ \"rndc-key\"; }}; }};\n\
+             zone \"s.test\" {{ type secondary; primaries {{ 127.0.0.1 port {primary}; }};\n\
+             \x20 min-refresh-time 1; min-retry-time 1; }};\n",
+            primary = primary.port,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("rndc.conf"),
+        format!(
+            "include \"{dir}/rndc.key\";\n\
+             options {{ default-key \"rndc-key\"; default-server 127.0.0.1; default-port {control}; }};\n"
+        ),
+    )
+    .unwrap();
+    let conf = d.join("named.conf");
+    let _named = start("named", "bind9", &["-g", "-c", conf.to_str().unwrap()], d);
+    let text = format!(
+        r#"node = "it"
+[journal]
+path = "{dir}/state/journal.sqlite"
+[http]
+listen = "127.0.0.1:{http}"
+[[server]]
+name = "bind"
+address = "127.0.0.1:{port}"
+zones = ["s.test."]
+[[source]]
+type = "control"
+server = "bind"
+protocol = "rndc"
+command = ["rndc", "-c", "{dir}/rndc.conf"]
+interval = "300ms"
+timeout = "5s"
+expiring-period = "10s"
+[[channel]]
+type = "log"
+"#,
+        http = free_port(),
+    );
+    let path = d.join("dns-oops.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut daemon = Daemon::start(&path);
+    let (loaded, ready) = daemon.wait_for("zone-ready s.test.", Duration::from_secs(20), |s| {
+        is(s, "zone-ready", Some("s.test."), SignalState::Met)
+    });
+    assert_eq!(ready.args["serial"], 42);
+    assert!(
+        !daemon
+            .seen
+            .iter()
+            .any(|s| is(s, "zone-expiring", Some("s.test."), SignalState::Met)),
+        "expiry is 20 s away, not within the 10 s expiring-period"
+    );
+
+    let gone = primary.kill9();
+    primary.reap();
+    let (expiring_at, expiring) =
+        daemon.wait_for("zone-expiring s.test.", Duration::from_secs(25), |s| {
+            is(s, "zone-expiring", Some("s.test."), SignalState::Met)
+        });
+    let remaining = expiring.args["remaining"].as_u64().unwrap();
+    assert!(remaining <= 10, "remaining {remaining}");
+    assert!(expiring.args["expires-at"].is_string());
+    // The expiry is named's own timer: 20 s after the last transfer or refresh.
+    let expiry_after_load = expiring_at.duration_since(loaded).as_secs_f64() + remaining as f64;
+    assert!(
+        (17.0..=27.0).contains(&expiry_after_load),
+        "expiry {expiry_after_load:.1} s after the load"
+    );
+    let (expired_at, _) = daemon.wait_for("zone-ready cleared", Duration::from_secs(20), |s| {
+        is(s, "zone-ready", Some("s.test."), SignalState::Cleared)
+    });
+    println!(
+        "named: expiring {:.1} s after the primary died (remaining {remaining} s), expired {:.1} s after",
+        expiring_at.duration_since(gone).as_secs_f64(),
+        expired_at.duration_since(gone).as_secs_f64(),
+    );
 }

@@ -43,6 +43,7 @@ use zbus::{Connection, Message, MessageStream};
 
 use super::{BATCH, start_cursor};
 use crate::config::{DbusBus, DbusChannelConfig, SignalFilter};
+use crate::health::Health;
 use crate::http::metrics::Metrics;
 use crate::journal::{Journal, JournalError};
 use crate::signal::{Args, CurrentCondition, Signal, SignalState};
@@ -185,6 +186,7 @@ impl DbusChannel {
         journal: Arc<Journal>,
         mut latest: watch::Receiver<u64>,
         metrics: Arc<Metrics>,
+        health: Health,
     ) -> Result<(), JournalError> {
         let name = self.config.name.clone();
         let mut cursor = start_cursor(&journal, &name)?;
@@ -199,6 +201,7 @@ impl DbusChannel {
                         cursor + 1
                     );
                     backoff = Duration::from_secs(1);
+                    health.connected(format!("on the bus as {}", self.config.bus_name));
                     let calls = tokio::spawn(answer_calls(
                         connection.clone(),
                         journal.clone(),
@@ -217,6 +220,12 @@ impl DbusChannel {
                 Err(e) => e,
             };
             metrics.channel_error(&name);
+            let detail = format!("{error}; connecting again in {backoff:?}");
+            if matches!(error, zbus::Error::NameTaken) {
+                health.stalled(detail);
+            } else {
+                health.gone(detail);
+            }
             tracing::warn!(
                 channel = name,
                 "dbus: {error}; signals after seq {cursor} wait, connecting again in {backoff:?}"

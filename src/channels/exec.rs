@@ -117,10 +117,7 @@ mod tests {
             name: "hook".into(),
             command: argv.iter().map(|s| s.to_string()).collect(),
             timeout,
-            filter: SignalFilter {
-                conditions: Vec::new(),
-                servers: Vec::new(),
-            },
+            filter: SignalFilter::default(),
         })
     }
 

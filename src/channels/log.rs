@@ -41,6 +41,11 @@ impl LogChannel {
         })
     }
 
+    /// Where it writes: `stdout` or the file's path.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

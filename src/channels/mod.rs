@@ -30,6 +30,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::{ChannelConfig, SignalFilter};
+use crate::health::{Health, HealthState};
 use crate::http::metrics::Metrics;
 use crate::journal::{Journal, JournalError};
 use crate::signal::Signal;
@@ -141,16 +142,21 @@ pub async fn run_channel(
     journal: Arc<Journal>,
     mut latest: watch::Receiver<u64>,
     metrics: Arc<Metrics>,
+    health: Health,
 ) -> Result<(), JournalError> {
     let mut channel = match channel {
-        Channel::Mqtt(mqtt) => return mqtt.run(journal, latest, metrics).await,
-        Channel::Webhook(webhook) => return webhook.run(journal, latest, metrics).await,
-        Channel::Dbus(dbus) => return dbus.run(journal, latest, metrics).await,
-        Channel::Notify(notify) => return notify.run(journal, latest, metrics).await,
+        Channel::Mqtt(mqtt) => return mqtt.run(journal, latest, metrics, health).await,
+        Channel::Webhook(webhook) => return webhook.run(journal, latest, metrics, health).await,
+        Channel::Dbus(dbus) => return dbus.run(journal, latest, metrics, health).await,
+        Channel::Notify(notify) => return notify.run(journal, latest, metrics, health).await,
         other => other,
     };
     let name = channel.name().to_string();
     let mut cursor = start_cursor(&journal, &name)?;
+    health.connected(match &channel {
+        Channel::Log(c) => format!("writing to {}", c.target()),
+        _ => "ready".to_string(),
+    });
     loop {
         let batch = journal.signals_after(cursor, BATCH)?;
         if batch.is_empty() {
@@ -161,7 +167,7 @@ pub async fn run_channel(
         }
         for signal in &batch {
             if channel.filter().matches(signal) {
-                deliver_with_retry(&mut channel, signal, &metrics).await;
+                deliver_with_retry(&mut channel, signal, &metrics, &health).await;
             }
             cursor = signal.seq;
             journal.set_cursor(&name, cursor)?;
@@ -182,17 +188,31 @@ fn start_cursor(journal: &Journal, name: &str) -> Result<u64, JournalError> {
     }
 }
 
-async fn deliver_with_retry(channel: &mut Channel, signal: &Signal, metrics: &Metrics) {
+async fn deliver_with_retry(
+    channel: &mut Channel,
+    signal: &Signal,
+    metrics: &Metrics,
+    health: &Health,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         match channel.deliver(signal).await {
-            Ok(()) => return,
+            Ok(()) => {
+                if health.state() != HealthState::Connected {
+                    health.connected(format!("delivered signal {}", signal.seq));
+                }
+                return;
+            }
             Err(e) => {
                 metrics.channel_error(channel.name());
                 if !channel.retries() {
+                    // A command that failed has had its run; the next signal runs it
+                    // again, and a success makes the channel connected again.
+                    health.stalled(format!("signal {}: {e}", signal.seq));
                     tracing::warn!(channel = channel.name(), seq = signal.seq, "{e}");
                     return;
                 }
+                health.gone(format!("signal {}: {e}", signal.seq));
                 tracing::warn!(
                     channel = channel.name(),
                     seq = signal.seq,

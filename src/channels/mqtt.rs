@@ -50,6 +50,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{ChannelError, start_cursor};
 use crate::config::{MqttChannelConfig, MqttPassword, SignalFilter};
+use crate::health::Health;
 use crate::http::metrics::Metrics;
 use crate::journal::{Journal, JournalError};
 use crate::push::tls::{ClientTlsOptions, client_config};
@@ -153,6 +154,7 @@ impl MqttChannel {
         journal: Arc<Journal>,
         mut latest: watch::Receiver<u64>,
         metrics: Arc<Metrics>,
+        health: Health,
     ) -> Result<(), JournalError> {
         let name = self.config.name.clone();
         let mut cursor = start_cursor(&journal, &name)?;
@@ -160,7 +162,14 @@ impl MqttChannel {
         let mut protocol = Protocol::V5;
         loop {
             let lost = match self
-                .session(protocol, &journal, &mut latest, &metrics, &mut cursor)
+                .session(
+                    protocol,
+                    &journal,
+                    &mut latest,
+                    &metrics,
+                    &health,
+                    &mut cursor,
+                )
                 .await?
             {
                 SessionEnd::Shutdown => return Ok(()),
@@ -168,6 +177,7 @@ impl MqttChannel {
                     error,
                     connected,
                     wrong_protocol,
+                    refused,
                 } => {
                     if connected {
                         backoff = MIN_BACKOFF;
@@ -183,6 +193,15 @@ impl MqttChannel {
                         if protocol == Protocol::V311 {
                             continue;
                         }
+                    }
+                    let detail = format!(
+                        "broker {}:{}: {error}; connecting again in {backoff:?}",
+                        self.config.host, self.config.port
+                    );
+                    if refused {
+                        health.stalled(detail);
+                    } else {
+                        health.gone(detail);
                     }
                     error
                 }
@@ -216,6 +235,7 @@ impl MqttChannel {
         journal: &Journal,
         latest: &mut watch::Receiver<u64>,
         metrics: &Metrics,
+        health: &Health,
         cursor: &mut u64,
     ) -> Result<SessionEnd, JournalError> {
         let name = self.config.name.as_str();
@@ -239,6 +259,10 @@ impl MqttChannel {
             self.config.port,
             self.config.client_id
         );
+        health.connected(format!(
+            "connected to broker {}:{} with {protocol}",
+            self.config.host, self.config.port
+        ));
         let mut flight = Flight::new(*cursor);
         flight.outbox.push_back(Message {
             topic: self.config.status_topic(),
@@ -326,6 +350,9 @@ enum SessionEnd {
         connected: bool,
         /// Whether the broker refused the protocol version.
         wrong_protocol: bool,
+        /// Whether the broker answered and refused the connection (authentication,
+        /// authorisation), rather than being unreachable.
+        refused: bool,
     },
 }
 
@@ -378,6 +405,8 @@ struct Failure {
     error: String,
     /// The broker does not speak the version asked for.
     wrong_protocol: bool,
+    /// The broker answered the CONNECT with a refusal.
+    refused: bool,
 }
 
 impl Failure {
@@ -385,11 +414,13 @@ impl Failure {
         Failure {
             error: "the MQTT event loop stopped".into(),
             wrong_protocol: false,
+            refused: false,
         }
     }
 
     fn ended(self, connected: bool) -> SessionEnd {
         SessionEnd::Lost {
+            refused: self.refused,
             error: self.error,
             connected,
             wrong_protocol: self.wrong_protocol && !connected,
@@ -418,6 +449,7 @@ impl Client {
                 let failed = event.is_err();
                 let happening = event.map(happening_5).map_err(|e| Failure {
                     wrong_protocol: refuses_5(&e),
+                    refused: matches!(e, ConnectionError::ConnectionRefused(_)),
                     error: describe(&e),
                 });
                 if tx.send(happening).is_err() || failed {
@@ -439,10 +471,12 @@ impl Client {
                 let happening = event.map(happening_311).map_err(|e| match e {
                     rumqttc::ConnectionError::ConnectionRefused(code) => Failure {
                         wrong_protocol: code == rumqttc::ConnectReturnCode::RefusedProtocolVersion,
+                        refused: true,
                         error: format!("the broker refused the connection: {code:?}"),
                     },
                     other => Failure {
                         wrong_protocol: false,
+                        refused: false,
                         error: other.to_string(),
                     },
                 });
@@ -942,7 +976,12 @@ mod tests {
         };
         let channel = MqttChannel::open(&config).unwrap();
         let (latest_tx, latest) = watch::channel(3);
-        let run = tokio::spawn(channel.run(journal.clone(), latest, Arc::new(Metrics::new())));
+        let run = tokio::spawn(channel.run(
+            journal.clone(),
+            latest,
+            Arc::new(Metrics::new()),
+            crate::health::Board::new().channel("mqtt", "mqtt"),
+        ));
 
         let mut seen = Vec::new();
         while seen.len() < 4 {

@@ -49,6 +49,7 @@ use tokio::sync::{Notify, watch};
 use super::{BATCH, ChannelError, start_cursor};
 use crate::condition::ConditionId;
 use crate::config::{NotifyChannelConfig, SignalFilter};
+use crate::health::Health;
 use crate::http::metrics::Metrics;
 use crate::journal::{Journal, JournalError};
 use crate::push::zone::{SignalsZone, ZoneSettings};
@@ -124,9 +125,11 @@ impl NotifyChannel {
         journal: Arc<Journal>,
         mut latest: watch::Receiver<u64>,
         metrics: Arc<Metrics>,
+        health: Health,
     ) -> Result<(), JournalError> {
         let name = self.config.name.clone();
         let start = start_cursor(&journal, &name)?;
+        let targets = Arc::new(Targets::new(health, &self.config.targets));
         let mut tasks = tokio::task::JoinSet::new();
 
         let mut events = BTreeMap::new();
@@ -166,6 +169,7 @@ impl NotifyChannel {
                 metrics: metrics.clone(),
                 acknowledged,
                 wake: wake.clone(),
+                targets: targets.clone(),
             };
             tasks.spawn(task.run(change_tx.subscribe()));
         }
@@ -308,6 +312,49 @@ struct TargetTask {
     /// The `seq` of the last change settled (acknowledged or given up).
     acknowledged: Arc<AtomicU64>,
     wake: Arc<Notify>,
+    targets: Arc<Targets>,
+}
+
+/// The channel's health, from how each target answered its last NOTIFY: `connected` while
+/// every target acknowledges, `stalled` while some do not, `gone` while none answers at all.
+struct Targets {
+    health: Health,
+    /// Per target: `None` when its last NOTIFY was acknowledged, else whether it was silent
+    /// (no answer) and why.
+    problems: std::sync::Mutex<BTreeMap<SocketAddr, Option<(bool, String)>>>,
+}
+
+impl Targets {
+    fn new(health: Health, targets: &[SocketAddr]) -> Targets {
+        let targets_text = targets
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        health.connected(format!("notifying {targets_text}"));
+        Targets {
+            health,
+            problems: std::sync::Mutex::new(targets.iter().map(|t| (*t, None)).collect()),
+        }
+    }
+
+    /// Records how `target`'s last try ended and updates the channel's health.
+    fn report(&self, target: SocketAddr, problem: Option<(bool, String)>) {
+        let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        problems.insert(target, problem);
+        let failing: Vec<String> = problems
+            .iter()
+            .filter_map(|(t, p)| p.as_ref().map(|(_, why)| format!("{t}: {why}")))
+            .collect();
+        if failing.is_empty() {
+            self.health
+                .connected(format!("{} targets acknowledge", problems.len()));
+        } else if problems.values().all(|p| matches!(p, Some((true, _)))) {
+            self.health.gone(failing.join("; "));
+        } else {
+            self.health.stalled(failing.join("; "));
+        }
+    }
 }
 
 /// How one try ended, when it did not end with an acknowledgement.
@@ -335,6 +382,7 @@ impl TargetTask {
                 let failure = match self.try_once(&change).await {
                     Ok(()) => {
                         if failing {
+                            self.targets.report(self.target, None);
                             tracing::info!(
                                 channel = self.channel,
                                 target = %self.target,
@@ -349,6 +397,15 @@ impl TargetTask {
                 };
                 self.metrics.channel_error(&self.channel);
                 failing = true;
+                match &failure {
+                    TryFailure::Answered(why) => self
+                        .targets
+                        .report(self.target, Some((false, format!("refused: {why}")))),
+                    TryFailure::Silent(why) => self.targets.report(
+                        self.target,
+                        Some((true, format!("no answer after {tries} tries ({why})"))),
+                    ),
+                }
                 match failure {
                     TryFailure::Answered(why) => {
                         tracing::error!(

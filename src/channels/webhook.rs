@@ -44,6 +44,7 @@ use tokio::sync::watch;
 
 use super::{BATCH, ChannelError, start_cursor};
 use crate::config::{SignalFilter, WebhookChannelConfig, WebhookSecret};
+use crate::health::{Health, HealthState};
 use crate::http::metrics::Metrics;
 use crate::journal::{Journal, JournalError};
 use crate::push::tls::{ClientTlsOptions, client_config, install_provider};
@@ -136,6 +137,7 @@ impl WebhookChannel {
         journal: Arc<Journal>,
         mut latest: watch::Receiver<u64>,
         metrics: Arc<Metrics>,
+        health: Health,
     ) -> Result<(), JournalError> {
         let name = self.config.name.clone();
         let mut cursor = start_cursor(&journal, &name)?;
@@ -149,7 +151,7 @@ impl WebhookChannel {
             }
             for signal in &batch {
                 if self.config.filter.matches(signal)
-                    && !self.deliver(signal, &mut latest, &metrics).await
+                    && !self.deliver(signal, &mut latest, &metrics, &health).await
                 {
                     tracing::info!(
                         channel = name,
@@ -170,16 +172,33 @@ impl WebhookChannel {
         signal: &Signal,
         latest: &mut watch::Receiver<u64>,
         metrics: &Metrics,
+        health: &Health,
     ) -> bool {
         let body = signal.to_json_line();
         let mut step = MIN_BACKOFF;
         loop {
-            let error = match self.post(signal.seq, &body).await {
-                Ok(()) => return true,
+            let (reached, error) = match self.post(signal.seq, &body).await {
+                Ok(()) => {
+                    if health.state() != HealthState::Connected {
+                        health.connected(format!("{} took signal {}", self.url(), signal.seq));
+                    }
+                    return true;
+                }
                 Err(error) => error,
             };
             metrics.channel_error(&self.config.name);
             let wait = jittered(step);
+            let detail = format!(
+                "{}: signal {}: {error}; trying again in {:?}",
+                self.url(),
+                signal.seq,
+                wait
+            );
+            if reached {
+                health.stalled(detail);
+            } else {
+                health.gone(detail);
+            }
             tracing::warn!(
                 channel = self.config.name,
                 seq = signal.seq,
@@ -194,8 +213,23 @@ impl WebhookChannel {
         }
     }
 
-    /// One try: `Ok` on a `2xx`, otherwise what went wrong, in words (never the secret).
-    async fn post(&self, seq: u64, body: &str) -> Result<(), String> {
+    /// The receiver's URL without user information or query (which may hold secrets).
+    fn url(&self) -> String {
+        match reqwest::Url::parse(&self.config.url) {
+            Ok(mut url) => {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.set_query(None);
+                url.to_string()
+            }
+            Err(_) => "the receiver".to_string(),
+        }
+    }
+
+    /// One try: `Ok` on a `2xx`, otherwise whether the receiver was reached (it answered,
+    /// or the request went out and no answer came) and what went wrong, in words (never
+    /// the secret).
+    async fn post(&self, seq: u64, body: &str) -> Result<(), (bool, String)> {
         let timestamp = chrono::Utc::now().timestamp().max(0) as u64;
         let response = self
             .client
@@ -213,12 +247,12 @@ impl WebhookChannel {
             .await;
         match response {
             Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => Err(format!("the receiver answered {}", response.status())),
-            Err(e) if e.is_timeout() => Err(format!(
-                "no answer within {:?} (`timeout`)",
-                self.config.timeout
+            Ok(response) => Err((true, format!("the receiver answered {}", response.status()))),
+            Err(e) if e.is_timeout() => Err((
+                true,
+                format!("no answer within {:?} (`timeout`)", self.config.timeout),
             )),
-            Err(e) => Err(describe(&e.without_url())),
+            Err(e) => Err((false, describe(&e.without_url()))),
         }
     }
 }
@@ -402,7 +436,14 @@ mod tests {
         };
         let channel = WebhookChannel::open(&config).unwrap();
         let (latest_tx, latest) = watch::channel(2);
-        let run = tokio::spawn(channel.run(journal.clone(), latest, Arc::new(Metrics::new())));
+        let board = crate::health::Board::new();
+        let health = board.channel("hook", "webhook");
+        let run = tokio::spawn(channel.run(
+            journal.clone(),
+            latest,
+            Arc::new(Metrics::new()),
+            health.clone(),
+        ));
 
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"k");
         let mut tried = Vec::new();
@@ -422,6 +463,22 @@ mod tests {
                 signature(&key, timestamp, &body)
             );
             tried.push((seq, status));
+            if tried.len() == 1 {
+                // The 503 is answered before the channel reads it; give it a moment.
+                for _ in 0..100 {
+                    if health.state() == HealthState::Stalled {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                assert_eq!(health.state(), HealthState::Stalled);
+                let detail = &board.channels()[0].detail;
+                assert!(detail.contains("503"), "{detail}");
+                assert!(
+                    !detail.contains("ams"),
+                    "no header value in health: {detail}"
+                );
+            }
         }
         assert_eq!(tried, [(1, 503), (1, 204), (2, 204)]);
         drop(latest_tx);
@@ -467,8 +524,15 @@ mod tests {
         };
         let channel = WebhookChannel::open(&config).unwrap();
         let (latest_tx, latest) = watch::channel(1);
-        let run = tokio::spawn(channel.run(journal.clone(), latest, Arc::new(Metrics::new())));
+        let health = crate::health::Board::new().channel("hook", "webhook");
+        let run = tokio::spawn(channel.run(
+            journal.clone(),
+            latest,
+            Arc::new(Metrics::new()),
+            health.clone(),
+        ));
         tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(health.state(), HealthState::Gone, "nothing listens there");
         drop(latest_tx);
         tokio::time::timeout(Duration::from_secs(5), run)
             .await

@@ -31,6 +31,10 @@ pub(super) struct DbusChannelFile {
     pub conditions: Vec<Spanned<String>>,
     #[serde(default)]
     pub servers: Vec<String>,
+    #[serde(default)]
+    pub subjects: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub states: Vec<Spanned<String>>,
 }
 
 /// Which bus the channel connects to.
@@ -102,6 +106,7 @@ pub(super) fn check(
         filter: SignalFilter {
             conditions,
             servers: file.servers,
+            ..SignalFilter::default()
         },
     }
 }
@@ -164,7 +169,7 @@ mod tests {
         assert_eq!(
             problems("topic = \"x\"\n"),
             [
-                "8:1: unknown field `topic`, expected one of `name`, `bus`, `bus-name`, `conditions`, `servers`"
+                "8:1: unknown field `topic`, expected one of `name`, `bus`, `bus-name`, `conditions`, `servers`, `subjects`, `states`"
             ]
         );
     }

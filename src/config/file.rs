@@ -108,6 +108,10 @@ pub(super) struct LogChannelFile {
     pub conditions: Vec<Spanned<String>>,
     #[serde(default)]
     pub servers: Vec<String>,
+    #[serde(default)]
+    pub subjects: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub states: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +126,10 @@ pub(super) struct ExecChannelFile {
     pub conditions: Vec<Spanned<String>>,
     #[serde(default)]
     pub servers: Vec<String>,
+    #[serde(default)]
+    pub subjects: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub states: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,7 +20,7 @@ pub use super::webhook::{WebhookChannelConfig, WebhookSecret};
 pub use super::zone_health::{PrimaryAddress, ZoneHealthConfig};
 use crate::condition::ConditionId;
 use crate::engine::policy::Policy;
-use crate::signal::Signal;
+use crate::signal::{Signal, SignalState};
 
 /// Default journal location.
 pub const DEFAULT_JOURNAL: &str = "/var/lib/dns-oops/journal.sqlite";
@@ -273,11 +273,39 @@ impl ChannelConfig {
         }
     }
 
+    /// The channel's type as written in the config (`log`, `mqtt`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChannelConfig::Log(_) => "log",
+            ChannelConfig::Exec(_) => "exec",
+            ChannelConfig::Push(_) => "push",
+            ChannelConfig::Mqtt(_) => "mqtt",
+            ChannelConfig::Webhook(_) => "webhook",
+            ChannelConfig::Dbus(_) => "dbus",
+            ChannelConfig::Notify(_) => "notify",
+        }
+    }
+
+    /// The filter to fill in, for channels that read the journal.
+    pub(super) fn filter_mut(&mut self) -> Option<&mut SignalFilter> {
+        match self {
+            ChannelConfig::Log(c) => Some(&mut c.filter),
+            ChannelConfig::Exec(c) => Some(&mut c.filter),
+            ChannelConfig::Push(_) => None,
+            ChannelConfig::Mqtt(c) => Some(&mut c.filter),
+            ChannelConfig::Webhook(c) => Some(&mut c.filter),
+            ChannelConfig::Dbus(c) => Some(&mut c.filter),
+            ChannelConfig::Notify(c) => Some(&mut c.filter),
+        }
+    }
+
     /// Which signals it carries (a push channel serves them all).
     pub fn filter(&self) -> &SignalFilter {
         static ALL: SignalFilter = SignalFilter {
             conditions: Vec::new(),
             servers: Vec::new(),
+            subjects: Vec::new(),
+            states: Vec::new(),
         };
         match self {
             ChannelConfig::Log(c) => &c.filter,
@@ -368,18 +396,43 @@ impl PushAllow {
 /// The default signals zone (design.md §3).
 pub const DEFAULT_SIGNALS_ZONE: &str = "oops.internal.";
 
-/// Which signals a channel carries (`conditions = [...]`, `servers = [...]` in the
-/// channel's table); an empty list means all.
+/// Which signals a channel carries (`conditions = [...]`, `servers = [...]`,
+/// `subjects = [...]`, `states = [...]` in the channel's table); an empty list means all,
+/// and a signal must pass every list that is not empty.
 #[derive(Debug, Clone, Default)]
 pub struct SignalFilter {
     pub conditions: Vec<ConditionId>,
     pub servers: Vec<String>,
+    /// Zone names, lowercase with a trailing dot; `*.example.` is every zone below
+    /// `example.` (not `example.` itself). A signal without a subject (a server-level
+    /// condition) does not pass a subjects list.
+    pub subjects: Vec<String>,
+    pub states: Vec<SignalState>,
 }
 
 impl SignalFilter {
     pub fn matches(&self, s: &Signal) -> bool {
         (self.conditions.is_empty() || self.conditions.contains(&s.condition))
             && (self.servers.is_empty() || self.servers.contains(&s.server))
+            && (self.states.is_empty() || self.states.contains(&s.state))
+            && (self.subjects.is_empty()
+                || s.subject.as_deref().is_some_and(|subject| {
+                    self.subjects
+                        .iter()
+                        .any(|pattern| subject_matches(pattern, subject))
+                }))
+    }
+}
+
+/// Whether `subject` is `pattern`, or below it when the pattern is `*.<zone>`; names
+/// compare without regard to ASCII case.
+fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let subject = subject.to_ascii_lowercase();
+    match pattern.strip_prefix('*') {
+        // `*.` is every zone but the root.
+        Some(".") => subject != ".",
+        Some(suffix) => subject.len() > suffix.len() && subject.ends_with(suffix),
+        None => subject == pattern,
     }
 }
 

@@ -54,6 +54,10 @@ pub(super) struct MqttChannelFile {
     pub conditions: Vec<Spanned<String>>,
     #[serde(default)]
     pub servers: Vec<String>,
+    #[serde(default)]
+    pub subjects: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub states: Vec<Spanned<String>>,
 }
 
 fn default_keepalive() -> Duration {
@@ -251,6 +255,7 @@ pub(super) fn check(
         filter: SignalFilter {
             conditions,
             servers: file.servers,
+            ..SignalFilter::default()
         },
     }
 }
@@ -401,7 +406,7 @@ mod tests {
     fn problems_are_placed() {
         assert_eq!(
             problem("broker = \"127.0.0.1\"\nbrokr = 1"),
-            "2:1: unknown field `brokr`, expected one of `name`, `broker`, `prefix`, `client-id`, `username`, `password`, `password-file`, `tls`, `ca`, `cert`, `key`, `keepalive`, `conditions`, `servers`"
+            "2:1: unknown field `brokr`, expected one of `name`, `broker`, `prefix`, `client-id`, `username`, `password`, `password-file`, `tls`, `ca`, `cert`, `key`, `keepalive`, `conditions`, `servers`, `subjects`, `states`"
         );
         assert!(problem("broker = \"::1:1883\"").starts_with("1:10: invalid broker `::1:1883`"));
         assert!(

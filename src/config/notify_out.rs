@@ -52,6 +52,10 @@ pub(super) struct NotifyChannelFile {
     pub conditions: Vec<Spanned<String>>,
     #[serde(default)]
     pub servers: Vec<String>,
+    #[serde(default)]
+    pub subjects: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub states: Vec<Spanned<String>>,
 }
 
 fn default_timeout() -> Duration {
@@ -200,6 +204,7 @@ pub(super) fn check(
         filter: SignalFilter {
             conditions,
             servers: file.servers,
+            ..SignalFilter::default()
         },
     }
 }

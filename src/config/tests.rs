@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::condition::ConditionId;
+use crate::signal::SignalState;
 
 const FULL: &str = r#"
 node = "ams1"
@@ -614,7 +615,7 @@ fn syntax_errors_have_positions() {
 
 #[test]
 fn signal_filters_match_conditions_and_servers() {
-    use crate::signal::{Args, Signal, SignalState};
+    use crate::signal::{Args, Signal};
     let signal = |server: &str, condition| Signal {
         seq: 1,
         time: chrono::Utc::now(),
@@ -631,10 +632,68 @@ fn signal_filters_match_conditions_and_servers() {
     let some = SignalFilter {
         conditions: vec![ConditionId::ServerCrashed],
         servers: vec!["knot".into()],
+        ..SignalFilter::default()
     };
     assert!(some.matches(&signal("knot", ConditionId::ServerCrashed)));
     assert!(!some.matches(&signal("nsd", ConditionId::ServerCrashed)));
     assert!(!some.matches(&signal("knot", ConditionId::ServerRunning)));
+
+    let zone = |subject: Option<&str>, state| Signal {
+        subject: subject.map(str::to_string),
+        state,
+        ..signal("knot", ConditionId::ZoneReady)
+    };
+    let below = SignalFilter {
+        subjects: vec!["*.example.".into(), "a.test.".into()],
+        states: vec![SignalState::Met, SignalState::Event],
+        ..SignalFilter::default()
+    };
+    assert!(below.matches(&zone(Some("shop.example."), SignalState::Met)));
+    assert!(below.matches(&zone(Some("Deep.Shop.EXAMPLE."), SignalState::Event)));
+    assert!(below.matches(&zone(Some("A.test."), SignalState::Met)));
+    assert!(
+        !below.matches(&zone(Some("example."), SignalState::Met)),
+        "not the zone itself"
+    );
+    assert!(!below.matches(&zone(Some("badexample."), SignalState::Met)));
+    assert!(!below.matches(&zone(Some("b.test."), SignalState::Met)));
+    assert!(!below.matches(&zone(Some("shop.example."), SignalState::Cleared)));
+    assert!(
+        !below.matches(&zone(None, SignalState::Met)),
+        "server-level signals have no subject"
+    );
+}
+
+#[test]
+fn channel_filters_for_subjects_and_states_are_checked() {
+    let head = "node = \"n\"\n[[server]]\nname = \"knot\"\naddress = \"127.0.0.1:53\"\nzones = [\"a.test.\"]\n";
+    let config = parse(
+        &format!(
+            "{head}[[channel]]\ntype = \"log\"\nsubjects = [\"A.Test\", \"*.example.com\"]\nstates = [\"met\", \"cleared\"]\n"
+        ),
+        Path::new("f.toml"),
+    )
+    .unwrap();
+    let filter = config.channels[0].filter();
+    assert_eq!(filter.subjects, ["a.test.", "*.example.com."]);
+    assert_eq!(filter.states, [SignalState::Met, SignalState::Cleared]);
+
+    let e = parse(
+        &format!(
+            "{head}[[channel]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"s\"\nstates = [\"met\", \"gone\"]\nsubjects = [\"a..b\"]\n"
+        ),
+        Path::new("f.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("f.toml:10:18: unknown state `gone` in `states`; a signal's state is `met`, `cleared` or `event`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("f.toml:11:13: `subjects`: zone `a..b` has an empty label"),
+        "{e}"
+    );
 }
 
 #[test]

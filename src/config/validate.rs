@@ -27,6 +27,7 @@ use super::model::*;
 use super::notify_in;
 use crate::condition::ConditionId;
 use crate::engine::policy::{Policy, PolicyError, closest_condition};
+use crate::signal::SignalState;
 
 /// The whole config, or `None` when something it depends on is missing (the reasons are in
 /// `errors`; other problems are reported there too, and make the config invalid).
@@ -312,7 +313,16 @@ fn validate_channels(
         positions: at,
     } in entries
     {
-        let (channel, default_name) = match value {
+        let (subjects, states) = match &value {
+            ChannelFile::Log(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
+            ChannelFile::Exec(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
+            ChannelFile::Push(_) => (Vec::new(), Vec::new()),
+            ChannelFile::Mqtt(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
+            ChannelFile::Webhook(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
+            ChannelFile::Dbus(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
+            ChannelFile::Notify(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
+        };
+        let (mut channel, default_name) = match value {
             ChannelFile::Log(file) => {
                 let config = LogChannelConfig {
                     name: file.name.unwrap_or_else(|| "log".into()),
@@ -320,6 +330,7 @@ fn validate_channels(
                     filter: SignalFilter {
                         conditions: conditions(&file.conditions, errors),
                         servers: file.servers,
+                        ..SignalFilter::default()
                     },
                 };
                 (
@@ -354,6 +365,7 @@ fn validate_channels(
                     filter: SignalFilter {
                         conditions: conditions(&file.conditions, errors),
                         servers: file.servers,
+                        ..SignalFilter::default()
                     },
                 };
                 (
@@ -396,6 +408,10 @@ fn validate_channels(
                 )
             }
         };
+        if let Some(filter) = channel.filter_mut() {
+            filter.subjects = subjects;
+            filter.states = states;
+        }
         let name = channel.name();
         let name_span = at.value_span("name");
         if name.trim().is_empty() {
@@ -514,6 +530,45 @@ fn validate_push(
 }
 
 /// The condition ids of a channel filter.
+/// A channel's `subjects` filter: zone names, or `*.<zone>` for every zone below one.
+fn subjects(written: &[Spanned<String>], errors: &mut Errors) -> Vec<String> {
+    let mut out = Vec::new();
+    for subject in written {
+        let text = subject.get_ref().trim();
+        let (wildcard, zone) = match text.strip_prefix("*.") {
+            Some(zone) => (true, zone),
+            None => (false, text),
+        };
+        match super::file::normalize_zone(zone) {
+            Ok(zone) if wildcard && zone == "." => out.push("*.".into()),
+            Ok(zone) if wildcard => out.push(format!("*.{zone}")),
+            Ok(zone) => out.push(zone),
+            Err(e) => errors.at(
+                subject.span(),
+                format!("`subjects`: {e} (a zone name like `example.com.`, or `*.example.com.` for the zones below it)"),
+            ),
+        }
+    }
+    out
+}
+
+/// A channel's `states` filter: `met`, `cleared`, `event`.
+fn states(written: &[Spanned<String>], errors: &mut Errors) -> Vec<SignalState> {
+    let mut out = Vec::new();
+    for state in written {
+        match state.get_ref().as_str() {
+            "met" => out.push(SignalState::Met),
+            "cleared" => out.push(SignalState::Cleared),
+            "event" => out.push(SignalState::Event),
+            other => errors.at(
+                state.span(),
+                format!("unknown state `{other}` in `states`; a signal's state is `met`, `cleared` or `event`"),
+            ),
+        }
+    }
+    out
+}
+
 fn conditions(written: &[Spanned<String>], errors: &mut Errors) -> Vec<ConditionId> {
     let mut ids = Vec::new();
     for id in written {

@@ -58,6 +58,10 @@ pub(super) struct WebhookChannelFile {
     pub conditions: Vec<Spanned<String>>,
     #[serde(default)]
     pub servers: Vec<String>,
+    #[serde(default)]
+    pub subjects: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub states: Vec<Spanned<String>>,
 }
 
 fn default_timeout() -> Duration {
@@ -183,6 +187,7 @@ pub(super) fn check(
         filter: SignalFilter {
             conditions,
             servers: file.servers,
+            ..SignalFilter::default()
         },
     }
 }
@@ -311,7 +316,7 @@ mod tests {
         assert_eq!(
             problems("url = \"http://x/\"\nsecret = \"k\"\nretries = 3\n"),
             [
-                "10:1: unknown field `retries`, expected one of `name`, `url`, `secret`, `secret-file`, `timeout`, `ca`, `headers`, `max-backoff`, `conditions`, `servers`"
+                "10:1: unknown field `retries`, expected one of `name`, `url`, `secret`, `secret-file`, `timeout`, `ca`, `headers`, `max-backoff`, `conditions`, `servers`, `subjects`, `states`"
             ]
         );
     }

@@ -1,7 +1,8 @@
 //! The JSON API: `GET /api/v1/conditions` and `GET /api/v1/signals`.
 //!
 //! * `/api/v1/conditions` answers a [`StatusReport`]: the node, the `seq` of the last
-//!   signal, and every met level condition as of that signal.
+//!   signal, every met level condition as of that signal, and the [`health`](crate::health)
+//!   of every source and channel (channels with how far they are behind the journal).
 //! * `/api/v1/signals?after=SEQ&limit=N` answers a JSON array of up to `N` signals
 //!   (default 1000, at most 10000) with a `seq` greater than `SEQ` (default 0), oldest first.
 //!   Page through the journal by passing the last `seq` of one page as `after` of the next;
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use crate::health::{Board, ChannelHealth, SourceHealth};
 use crate::journal::{Journal, JournalError};
 use crate::signal::{CurrentCondition, Signal};
 
@@ -37,6 +39,12 @@ pub struct StatusReport {
     pub seq: u64,
     /// The met level conditions, by server, condition and subject.
     pub conditions: Vec<CurrentCondition>,
+    /// Whether each source can see its server, apart from the conditions.
+    #[serde(default)]
+    pub sources: Vec<SourceHealth>,
+    /// Whether each channel reaches its peer, and how far it is behind the journal.
+    #[serde(default)]
+    pub channels: Vec<ChannelHealth>,
 }
 
 impl StatusReport {
@@ -185,12 +193,33 @@ pub(crate) async fn read_journal<T: Send + 'static>(
 pub(crate) async fn conditions(
     State(app): State<AppState>,
 ) -> Result<Json<StatusReport>, ApiError> {
-    let (seq, conditions) = read_journal(&app.http.journal, Journal::current_with_seq).await?;
+    let health = app.http.health.clone();
+    let (seq, conditions, channels) = read_journal(&app.http.journal, move |journal| {
+        let (seq, conditions) = journal.current_with_seq()?;
+        let channels = channels_with_lag(&health, journal, seq)?;
+        Ok((seq, conditions, channels))
+    })
+    .await?;
     Ok(Json(StatusReport {
         node: app.http.node.clone(),
         seq,
         conditions,
+        sources: app.http.health.sources(),
+        channels,
     }))
+}
+
+/// Every channel's health with its lag behind `last_seq`.
+pub(crate) fn channels_with_lag(
+    health: &Board,
+    journal: &Journal,
+    last_seq: u64,
+) -> Result<Vec<ChannelHealth>, JournalError> {
+    health
+        .channels()
+        .into_iter()
+        .map(|channel| channel.with_lag(journal, last_seq))
+        .collect()
 }
 
 /// `GET /api/v1/signals?after=SEQ&limit=N`.

@@ -1,4 +1,4 @@
-//! The clients behind `dns-oops status`, `watch`, `drain` and `undrain`.
+//! The clients behind `dns-oops status`, `watch`, `drain`, `undrain` and `nsd-verify`.
 //!
 //! [`status`] reads `/api/v1/conditions` once. [`watch`] follows
 //! `/api/v1/signals/stream`: when the connection drops (the daemon restarts, or nothing,
@@ -19,6 +19,7 @@ use reqwest::header::HeaderValue;
 
 use super::api::{ErrorBody, StatusReport};
 use crate::drain::{DrainReport, DrainRequest};
+use crate::health::HealthState;
 use crate::signal::{Args, Signal};
 
 /// How long connecting may take.
@@ -172,8 +173,61 @@ pub async fn watch(
 }
 
 impl StatusReport {
-    /// The report as a table for people: server, condition, subject, since, args.
+    /// The report as a table for people: server, condition, subject, since, args; then
+    /// the sources and channels that are not connected, and the channels behind.
     pub fn render(&self) -> String {
+        let mut text = self.render_conditions();
+        text.push_str(&self.render_health());
+        text
+    }
+
+    fn render_health(&self) -> String {
+        let mut rows: Vec<[String; 5]> = Vec::new();
+        for source in &self.sources {
+            if source.state != HealthState::Connected {
+                rows.push([
+                    format!("source {} ({})", source.kind, source.server),
+                    source.state.to_string(),
+                    source.since.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    String::new(),
+                    source.detail.clone(),
+                ]);
+            }
+        }
+        for channel in &self.channels {
+            if channel.state != HealthState::Connected || channel.behind > 0 {
+                rows.push([
+                    format!("channel {} ({})", channel.name, channel.kind),
+                    channel.state.to_string(),
+                    channel.since.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    match channel.oldest_undelivered {
+                        Some(oldest) => format!(
+                            "{} behind, oldest {}",
+                            channel.behind,
+                            oldest.to_rfc3339_opts(SecondsFormat::Secs, true)
+                        ),
+                        None => String::new(),
+                    },
+                    channel.detail.clone(),
+                ]);
+            }
+        }
+        let total = self.sources.len() + self.channels.len();
+        if total == 0 {
+            return String::new();
+        }
+        if rows.is_empty() {
+            return format!(
+                "\n{} sources and {} channels connected, no channel behind\n",
+                self.sources.len(),
+                self.channels.len()
+            );
+        }
+        let header = ["PART", "HEALTH", "SINCE", "LAG", "DETAIL"].map(str::to_string);
+        format!("\n{}", table(&header, &rows))
+    }
+
+    fn render_conditions(&self) -> String {
         let mut text = format!("node {}, last signal #{}", self.node, self.seq);
         if self.conditions.is_empty() {
             text.push_str(": no condition is met\n");
@@ -198,23 +252,30 @@ impl StatusReport {
                 ]
             })
             .collect();
-        let mut widths = [0usize; 5];
-        for row in std::iter::once(&header).chain(&rows) {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        for row in std::iter::once(&header).chain(&rows) {
-            let mut line = String::new();
-            for (cell, width) in row.iter().zip(widths) {
-                line.push_str(cell);
-                line.push_str(&" ".repeat(width - cell.chars().count() + 2));
-            }
-            text.push_str(line.trim_end());
-            text.push('\n');
-        }
+        text.push_str(&table(&header, &rows));
         text
     }
+}
+
+/// Rows under a header, each column as wide as its widest cell, two spaces apart.
+fn table(header: &[String; 5], rows: &[[String; 5]]) -> String {
+    let mut text = String::new();
+    let mut widths = [0usize; 5];
+    for row in std::iter::once(header).chain(rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(header).chain(rows) {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(widths) {
+            line.push_str(cell);
+            line.push_str(&" ".repeat(width - cell.chars().count() + 2));
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
 }
 
 /// `key=value` pairs, strings without quotes.
@@ -275,6 +336,19 @@ pub async fn undrain(base: &str, server: &str) -> Result<DrainReport, ClientErro
         wait_ms: None,
     };
     post_control(base, "/api/v1/undrain", &request, STATUS_TIMEOUT).await
+}
+
+/// Reports a verifier's verdict on a zone version (`POST /api/v1/verified`, see
+/// [`crate::nsd_verify`]); the answer lists the signals it caused.
+pub async fn report_verified(
+    base: &str,
+    report: &crate::nsd_verify::VerifiedReport,
+    timeout: Duration,
+) -> Result<crate::nsd_verify::VerifiedAnswer, ClientError> {
+    let base = normalize_base(base)?;
+    let url = format!("{base}/api/v1/verified");
+    let request = http_client()?.post(&url).json(report).timeout(timeout);
+    answer_json(&base, url, request).await
 }
 
 async fn post_control(
@@ -588,6 +662,8 @@ mod tests {
                     seq: 2,
                 },
             ],
+            sources: vec![],
+            channels: vec![],
         };
         assert_eq!(
             report.render(),
@@ -604,6 +680,51 @@ mod tests {
         assert_eq!(
             empty.render(),
             "node ams1, last signal #42: no condition is met\n"
+        );
+
+        let healthy = crate::health::SourceHealth {
+            kind: "probe".into(),
+            server: "knot".into(),
+            state: HealthState::Connected,
+            since,
+            detail: String::new(),
+        };
+        let gone = crate::health::SourceHealth {
+            kind: "control".into(),
+            state: HealthState::Gone,
+            detail: "cannot connect to /run/knot/knot.sock: No such file or directory".into(),
+            ..healthy.clone()
+        };
+        let behind = crate::health::ChannelHealth {
+            name: "hook".into(),
+            kind: "webhook".into(),
+            state: HealthState::Stalled,
+            since,
+            detail: "the receiver answered 500 Internal Server Error".into(),
+            delivered_seq: Some(40),
+            behind: 2,
+            oldest_undelivered: Some(since),
+        };
+        let with_health = StatusReport {
+            sources: vec![healthy.clone()],
+            ..empty.clone()
+        };
+        assert_eq!(
+            with_health.render(),
+            "node ams1, last signal #42: no condition is met\n\n\
+             1 sources and 0 channels connected, no channel behind\n"
+        );
+        let unhealthy = StatusReport {
+            sources: vec![healthy, gone],
+            channels: vec![behind],
+            ..empty
+        };
+        assert_eq!(
+            unhealthy.render(),
+            "node ams1, last signal #42: no condition is met\n\n\
+             PART                    HEALTH   SINCE                 LAG                                    DETAIL\n\
+             source control (knot)   gone     2026-11-22T08:00:00Z                                         cannot connect to /run/knot/knot.sock: No such file or directory\n\
+             channel hook (webhook)  stalled  2026-11-22T08:00:00Z  2 behind, oldest 2026-11-22T08:00:00Z  the receiver answered 500 Internal Server Error\n"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! `POST /api/v1/drain` and `POST /api/v1/undrain`: the operator's commands, handed to the
-//! task that owns the engine (see [`crate::drain`]).
+//! task that owns the engine (see [`crate::drain`]); `POST /api/v1/verified`: a zone
+//! verifier's report (see [`crate::nsd_verify`]), handed to the same task.
 //!
 //! The body is JSON (`Content-Type: application/json`, which a web page cannot send to
 //! another origin without the browser asking first): `{"server": "knot", "reason":
@@ -21,6 +22,8 @@ use super::api::ErrorBody;
 use crate::drain::{
     Control, DEFAULT_REASON, DEFAULT_WAIT, DrainError, DrainReport, DrainRequest, MAX_WAIT,
 };
+use crate::engine::ObservationError;
+use crate::nsd_verify::{VerifiedAnswer, VerifiedReport};
 
 /// `POST /api/v1/drain`.
 pub(crate) async fn drain(
@@ -91,6 +94,53 @@ async fn ask(
             };
             error(status, e.to_string())
         }
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            DrainError::ShuttingDown.to_string(),
+        ),
+    }
+}
+
+/// `POST /api/v1/verified`: a zone verifier's verdict on a new version of a zone
+/// (`dns-oops nsd-verify`), turned into observations from source `nsd-verify` (see
+/// [`VerifiedReport::observations`]). Answers the signals it caused; 400 for a report that
+/// does not parse, 404 for an unknown server.
+pub(crate) async fn verified(
+    State(app): State<AppState>,
+    body: Result<Json<VerifiedReport>, JsonRejection>,
+) -> Response {
+    let report = match body {
+        Ok(Json(report)) => report,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let observations = match report.observations() {
+        Ok(observations) => observations,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let Some(sender) = &app.http.control else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server takes no reports".into(),
+        );
+    };
+    let (reply, answer) = oneshot::channel();
+    let control = Control::Observe {
+        observations,
+        reply,
+    };
+    if sender.send(control).await.is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            DrainError::ShuttingDown.to_string(),
+        );
+    }
+    match answer.await {
+        Ok(Ok(signals)) => Json(VerifiedAnswer { signals }).into_response(),
+        Ok(Err(ObservationError::UnknownServer(server))) => error(
+            StatusCode::NOT_FOUND,
+            format!("no server `{server}` in the configuration of this dns-oops"),
+        ),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             DrainError::ShuttingDown.to_string(),

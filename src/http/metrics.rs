@@ -9,12 +9,17 @@
 //! | `dns_oops_journal_seq` | gauge: the last signal's `seq` | – |
 //! | `dns_oops_channel_delivered_seq` | gauge: the last `seq` a channel delivered | `channel` |
 //! | `dns_oops_channel_errors_total` | counter | `channel` |
+//! | `dns_oops_channel_state` | gauge: 1 for the channel's current [health](crate::health) state, 0 for the others | `channel`, `state` |
+//! | `dns_oops_channel_behind_signals` | gauge: signals in the journal after the channel's cursor | `channel` |
+//! | `dns_oops_channel_oldest_undelivered_seconds` | gauge: age of the oldest signal not yet delivered (0 when none) | `channel` |
+//! | `dns_oops_source_state` | gauge: 1 for the source's current [health](crate::health) state, 0 for the others | `source`, `server`, `state` |
 //! | `dns_oops_anycast_driver_up` | gauge: 1 while the BGP daemon is reachable | `driver` |
 //! | `dns_oops_anycast_announced` | gauge: 1 while the policy's prefixes are to be announced | `policy` |
 //! | `dns_oops_push_sessions` | gauge: DNS Push sessions open | `channel` |
 //! | `dns_oops_push_dropped_total` | counter: sessions dropped for not reading | `channel`, `reason` (`lagging`, `write-timeout`) |
 //! | `dns_oops_notify_unanswered_total` | counter: NOTIFYs given up on after every retry went unanswered | `channel`, `target` |
 //! | `dns_oops_dnstap_*` | dnstap frames, drops, queries, responses by RCODE, EDE by code, query rate, connections | `server` (see [`crate::sources::dnstap`]) |
+//! | `dns_oops_notify_in_requests_total` | counter: NOTIFYs received, by outcome (`accepted`, `not-allowed`, `tsig-bad-signature`, …) | `server`, `outcome` (see [`crate::sources::notify_in`]) |
 //! | `dns_oops_control_polls`, `dns_oops_control_up` | control-channel polls by outcome; whether the last one was answered | `server`, `outcome` (see [`crate::sources::control`]) |
 //!
 //! A `(server, condition)` pair that was met once stays in `dns_oops_conditions_met` with
@@ -22,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -30,6 +36,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::health::{ChannelHealth, HealthState, SourceHealth};
 use crate::signal::{CurrentCondition, Signal};
 
 /// The content type of [`Metrics::encode`]'s output.
@@ -62,6 +69,19 @@ struct ProbeLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelLabels {
     channel: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelStateLabels {
+    channel: String,
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceStateLabels {
+    source: String,
+    server: String,
+    state: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -104,6 +124,10 @@ pub struct Metrics {
     journal_seq: Gauge,
     channel_delivered_seq: Family<ChannelLabels, Gauge>,
     channel_errors: Family<ChannelLabels, Counter>,
+    channel_state: Family<ChannelStateLabels, Gauge>,
+    channel_behind: Family<ChannelLabels, Gauge>,
+    channel_oldest: Family<ChannelLabels, Gauge<f64, AtomicU64>>,
+    source_state: Family<SourceStateLabels, Gauge>,
     anycast_driver_up: Family<DriverLabels, Gauge>,
     anycast_announced: Family<PolicyLabels, Gauge>,
     push_sessions: Family<ChannelLabels, Gauge>,
@@ -113,6 +137,8 @@ pub struct Metrics {
     pub dnstap: crate::sources::dnstap::DnstapMetrics,
     /// The control sources' poll outcomes (see [`crate::sources::control`]).
     pub control: crate::sources::control::ControlMetrics,
+    /// The notify-in sources' requests by outcome.
+    pub notify_in: crate::sources::notify_in::NotifyInMetrics,
 }
 
 impl Default for Metrics {
@@ -176,6 +202,31 @@ impl Metrics {
             "Whether an anycast policy's prefixes are to be announced",
             anycast_announced.clone(),
         );
+        let channel_state = Family::<ChannelStateLabels, Gauge>::default();
+        registry.register(
+            "dns_oops_channel_state",
+            "1 for the channel's current health state (starting, connected, stalled, gone)",
+            channel_state.clone(),
+        );
+        let channel_behind = Family::<ChannelLabels, Gauge>::default();
+        registry.register(
+            "dns_oops_channel_behind_signals",
+            "Signals in the journal the channel has not delivered yet",
+            channel_behind.clone(),
+        );
+        let channel_oldest = Family::<ChannelLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "dns_oops_channel_oldest_undelivered",
+            "Age of the oldest signal the channel has not delivered yet (0 when none)",
+            Unit::Seconds,
+            channel_oldest.clone(),
+        );
+        let source_state = Family::<SourceStateLabels, Gauge>::default();
+        registry.register(
+            "dns_oops_source_state",
+            "1 for the source's current health state (starting, connected, stalled, gone)",
+            source_state.clone(),
+        );
         let push_sessions = Family::<ChannelLabels, Gauge>::default();
         registry.register(
             "dns_oops_push_sessions",
@@ -184,6 +235,7 @@ impl Metrics {
         );
         let dnstap = crate::sources::dnstap::DnstapMetrics::register(&mut registry);
         let control = crate::sources::control::ControlMetrics::register(&mut registry);
+        let notify_in = crate::sources::notify_in::NotifyInMetrics::register(&mut registry);
         let push_dropped = Family::<DropLabels, Counter>::default();
         registry.register(
             "dns_oops_push_dropped",
@@ -206,6 +258,10 @@ impl Metrics {
             journal_seq,
             channel_delivered_seq,
             channel_errors,
+            channel_state,
+            channel_behind,
+            channel_oldest,
+            source_state,
             anycast_driver_up,
             anycast_announced,
             push_sessions,
@@ -213,6 +269,43 @@ impl Metrics {
             notify_unanswered,
             dnstap,
             control,
+            notify_in,
+        }
+    }
+
+    /// Sets the health metrics from a snapshot of the health board.
+    pub fn set_health(&self, sources: &[SourceHealth], channels: &[ChannelHealth]) {
+        let now = chrono::Utc::now();
+        for source in sources {
+            for state in HealthState::ALL {
+                self.source_state
+                    .get_or_create(&SourceStateLabels {
+                        source: source.kind.clone(),
+                        server: source.server.clone(),
+                        state: state.as_str().to_string(),
+                    })
+                    .set(i64::from(source.state == state));
+            }
+        }
+        for channel in channels {
+            for state in HealthState::ALL {
+                self.channel_state
+                    .get_or_create(&ChannelStateLabels {
+                        channel: channel.name.clone(),
+                        state: state.as_str().to_string(),
+                    })
+                    .set(i64::from(channel.state == state));
+            }
+            let labels = channel_labels(&channel.name);
+            self.channel_behind
+                .get_or_create(&labels)
+                .set(gauge_value(channel.behind));
+            let age = channel
+                .oldest_undelivered
+                .map(|t| (now - t).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6)
+                .unwrap_or(0.0)
+                .max(0.0);
+            self.channel_oldest.get_or_create(&labels).set(age);
         }
     }
 

@@ -8,6 +8,7 @@
 //! | `GET /api/v1/signals?after=SEQ&limit=N` | a page of signals from the journal, see [`api`] |
 //! | `GET /api/v1/signals/stream?after=SEQ` | signals as server-sent events, see [`sse`] |
 //! | `POST /api/v1/drain`, `POST /api/v1/undrain` | take a server out of anycast service and back, see [`crate::drain`] |
+//! | `POST /api/v1/verified` | a zone verifier's verdict on a new zone version, see [`crate::nsd_verify`] |
 //!
 //! The API has no authentication: the daemon binds it to loopback unless `[http] listen`
 //! says otherwise. Requests whose `Host` is a name other than `localhost` are refused (421),
@@ -45,6 +46,8 @@ pub struct HttpState {
     /// sender is dropped, event streams send what is left and end.
     pub latest_seq: watch::Receiver<u64>,
     pub metrics: Arc<Metrics>,
+    /// Every source's and channel's health.
+    pub health: Arc<crate::health::Board>,
     /// The node name, as in signals.
     pub node: String,
     /// Where `drain`/`undrain` requests go: the task that owns the engine. `None`: the API
@@ -89,6 +92,7 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/signals/stream", get(sse::stream))
         .route("/api/v1/drain", post(control::drain))
         .route("/api/v1/undrain", post(control::undrain))
+        .route("/api/v1/verified", post(control::verified))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(check_host))
         .with_state(state)
@@ -129,11 +133,18 @@ fn host_is_local_or_literal(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
-async fn serve_metrics(State(app): State<AppState>) -> impl IntoResponse {
+async fn serve_metrics(State(app): State<AppState>) -> Result<impl IntoResponse, api::ApiError> {
     let metrics = &app.http.metrics;
-    metrics.set_journal_seq(*app.http.latest_seq.borrow());
-    (
+    let seq = *app.http.latest_seq.borrow();
+    metrics.set_journal_seq(seq);
+    let health = app.http.health.clone();
+    let channels = api::read_journal(&app.http.journal, move |journal| {
+        api::channels_with_lag(&health, journal, seq)
+    })
+    .await?;
+    metrics.set_health(&app.http.health.sources(), &channels);
+    Ok((
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         metrics.encode(),
-    )
+    ))
 }

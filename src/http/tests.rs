@@ -50,6 +50,7 @@ impl TestServer {
             journal: journal.clone(),
             latest_seq,
             metrics: metrics.clone(),
+            health: crate::health::Board::new(),
             node: "ams1".into(),
             control: None,
         };

@@ -139,17 +139,26 @@ impl InTreeConfig {
 }
 
 /// Checks every interval until `tx` closes.
-pub async fn run_in_tree(config: InTreeConfig, tx: mpsc::Sender<Observation>) {
+///
+/// Its health is `connected` while every hints file loads and `stalled` while one does
+/// not (its domains are not checked then).
+pub async fn run_in_tree(
+    config: InTreeConfig,
+    tx: mpsc::Sender<Observation>,
+    health: crate::health::Health,
+) {
     let settings = config.settings();
     let mut ticks = tokio::time::interval(config.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        let mut problems = Vec::new();
         for path in &config.hints {
             let hints = match hints::load(path) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!("in-tree source: {e}");
+                    problems.push(e.to_string());
                     continue;
                 }
             };
@@ -160,6 +169,11 @@ pub async fn run_in_tree(config: InTreeConfig, tx: mpsc::Sender<Observation>) {
                     return;
                 }
             }
+        }
+        if problems.is_empty() {
+            health.connected(format!("{} hints files checked", config.hints.len()));
+        } else {
+            health.stalled(problems.join("; "));
         }
     }
 }

@@ -44,6 +44,7 @@ use crate::dnstap::dns::{DnsView, rcode_name};
 use crate::dnstap::fstrm::{DEFAULT_MAX_DATA_LEN, Decoded, Frame, decode_frame};
 use crate::dnstap::receiver::{Receiver, ReceiverSettings, ReceiverStats};
 use crate::dnstap::traffic::{Traffic, TrafficRules};
+use crate::health::Health;
 use crate::http::metrics::Metrics;
 use crate::signal::{Evidence, Observation};
 
@@ -178,11 +179,13 @@ pub async fn run_dnstap(
     settings: DnstapSettings,
     tx: mpsc::Sender<Observation>,
     metrics: Arc<Metrics>,
+    health: Health,
 ) {
     let server = settings.server.clone();
     let receiver = match Receiver::bind(settings.receiver.clone()).await {
         Ok(r) => r,
         Err(e) => {
+            health.gone(format!("not started: {e}"));
             tracing::error!(server, "dnstap source not started: {e}");
             return;
         }
@@ -195,10 +198,11 @@ pub async fn run_dnstap(
         .collect();
     tracing::info!(server, "dnstap: listening on {}", listening.join(", "));
     let stats = receiver.stats.clone();
+    let reporter_stats = stats.clone();
     let (batch_tx, mut batches) = mpsc::unbounded_channel();
     let receiving = tokio::spawn(receiver.run(batch_tx));
     let mut collector = Collector::new(settings.rules, settings.count);
-    let mut reporter = Reporter::new(&server, metrics, stats);
+    let mut reporter = Reporter::new(&server, metrics, reporter_stats);
     let start = Instant::now();
     let mut tick = tokio::time::interval_at(
         (start + Duration::from_secs(1)).into(),
@@ -212,6 +216,19 @@ pub async fn run_dnstap(
                 collector.add(&batch.frames, start.elapsed().as_secs());
             }
             _ = tick.tick() => {
+                // Health: whether the server is connected to the socket; without a
+                // connection no traffic condition can be seen.
+                match stats.connections.load(std::sync::atomic::Ordering::Relaxed) {
+                    0 => health.gone(format!(
+                        "no dnstap connection from the server on {}",
+                        listening.join(", ")
+                    )),
+                    n => health.connected(format!(
+                        "{n} dnstap connection{} on {}",
+                        if n == 1 { "" } else { "s" },
+                        listening.join(", ")
+                    )),
+                }
                 let second = start.elapsed().as_secs();
                 let changes = collector.traffic.evaluate(second);
                 reporter.report(&collector);

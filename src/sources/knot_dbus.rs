@@ -39,6 +39,7 @@ use zbus::{Connection, MatchRule, Message, MessageStream};
 
 use super::probe::{ProbeOutcome, ProbeSettings, probe_once};
 use crate::condition::ConditionId;
+use crate::health::Health;
 use crate::signal::{Evidence, Observation};
 
 /// The source's name in signals.
@@ -62,13 +63,23 @@ pub struct KnotDbusSettings {
     pub timeout: Duration,
 }
 
-/// Runs until the engine goes away.
-pub async fn run_knot_dbus(settings: KnotDbusSettings, tx: mpsc::Sender<Observation>) {
+/// Runs until the engine goes away. Its health is `connected` while it listens on the bus
+/// and `gone` while it cannot reach the bus (Knot's signals are lost then).
+pub async fn run_knot_dbus(
+    settings: KnotDbusSettings,
+    tx: mpsc::Sender<Observation>,
+    health: Health,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        match follow(&settings, &tx).await {
+        match follow(&settings, &tx, &health).await {
             Ok(()) => return,
             Err(e) => {
+                health.gone(format!(
+                    "{}: {e}; connecting again in {}s",
+                    settings.bus.as_deref().unwrap_or("the system bus"),
+                    backoff.as_secs()
+                ));
                 tracing::warn!(
                     server = settings.server,
                     "knot-dbus: {e}; connecting again in {}s",
@@ -86,7 +97,11 @@ pub async fn run_knot_dbus(settings: KnotDbusSettings, tx: mpsc::Sender<Observat
 
 /// One bus connection: subscribe, resync, then translate signals until it breaks.
 /// `Ok` when the engine went away.
-async fn follow(settings: &KnotDbusSettings, tx: &mpsc::Sender<Observation>) -> zbus::Result<()> {
+async fn follow(
+    settings: &KnotDbusSettings,
+    tx: &mpsc::Sender<Observation>,
+    health: &Health,
+) -> zbus::Result<()> {
     let connection = match &settings.bus {
         Some(address) => {
             zbus::connection::Builder::address(address.as_str())
@@ -112,6 +127,10 @@ async fn follow(settings: &KnotDbusSettings, tx: &mpsc::Sender<Observation>) -> 
     let mut events = MessageStream::for_match_rule(events, &connection, queue).await?;
     let mut owners = MessageStream::for_match_rule(owners, &connection, queue).await?;
     tracing::info!(server = settings.server, "knot-dbus: listening on the bus");
+    health.connected(format!(
+        "listening for {KNOT_NAME} on {}",
+        settings.bus.as_deref().unwrap_or("the system bus")
+    ));
 
     let dbus = zbus::fdo::DBusProxy::new(&connection).await?;
     let present = dbus.name_has_owner(KNOT_NAME.try_into()?).await?;

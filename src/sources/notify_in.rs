@@ -61,6 +61,10 @@ use hickory_proto::rr::rdata::tsig::{
 };
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType, TSigner};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -69,6 +73,8 @@ use tokio::task::JoinSet;
 use super::probe::{ProbeOutcome, ProbeSettings, probe_once};
 use crate::condition::ConditionId;
 use crate::config::{AddressPrefix, TsigHmac, TsigKey};
+use crate::health::Health;
+use crate::http::metrics::Metrics;
 use crate::signal::{Evidence, Observation};
 
 /// The source name in signals.
@@ -184,6 +190,40 @@ impl NotifyCounters {
 
     pub fn get(&self, outcome: NotifyOutcome) -> u64 {
         self.counts[outcome.index()].load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    server: String,
+    outcome: String,
+}
+
+/// `dns_oops_notify_in_requests_total{server, outcome}`: the requests the listeners
+/// received, by [`NotifyOutcome`].
+#[derive(Debug, Default)]
+pub struct NotifyInMetrics {
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl NotifyInMetrics {
+    pub fn register(registry: &mut Registry) -> NotifyInMetrics {
+        let m = NotifyInMetrics::default();
+        registry.register(
+            "dns_oops_notify_in_requests",
+            "NOTIFY requests received, by outcome (accepted, or why refused)",
+            m.requests.clone(),
+        );
+        m
+    }
+
+    fn request(&self, server: &str, outcome: NotifyOutcome) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                server: server.to_string(),
+                outcome: outcome.as_str().to_string(),
+            })
+            .inc();
     }
 }
 
@@ -665,6 +705,8 @@ struct NotifyHandler {
     counters: NotifyCounters,
     log_limit: LogLimit,
     notified: NotifiedZones,
+    /// Where the counters are exported, when the daemon serves metrics.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl NotifyHandler {
@@ -672,6 +714,9 @@ impl NotifyHandler {
     fn handle(&self, request: &[u8], from: SocketAddr, transport: &'static str) -> Option<Vec<u8>> {
         let answer = self.responder.respond(request, from.ip(), unix_now());
         let total = self.counters.add(answer.outcome);
+        if let Some(metrics) = &self.metrics {
+            metrics.notify_in.request(&self.server, answer.outcome);
+        }
         let zone = answer.zone.as_deref().unwrap_or("-");
         if answer.outcome == NotifyOutcome::Accepted {
             tracing::debug!(server = self.server, %from, transport, zone, accepted = total, "NOTIFY accepted");
@@ -711,6 +756,14 @@ pub struct NotifyListener {
 impl NotifyListener {
     /// Binds UDP and TCP on `settings.listen` (with port 0, on one port free for both).
     pub async fn bind(settings: NotifyInSettings) -> Result<NotifyListener, NotifyInError> {
+        NotifyListener::bind_with_metrics(settings, None).await
+    }
+
+    /// [`NotifyListener::bind`], counting requests in `metrics` too.
+    pub async fn bind_with_metrics(
+        settings: NotifyInSettings,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<NotifyListener, NotifyInError> {
         let key = settings.tsig_key.as_ref().map(signer).transpose()?;
         let (udp, tcp) = bind_both(settings.listen).await?;
         let handler = NotifyHandler {
@@ -724,6 +777,7 @@ impl NotifyListener {
             counters: NotifyCounters::default(),
             log_limit: LogLimit::default(),
             notified: NotifiedZones::default(),
+            metrics,
         };
         Ok(NotifyListener {
             settings,
@@ -761,12 +815,26 @@ impl NotifyListener {
     }
 }
 
-/// Binds the source and runs it until `tx` is closed; a failure to bind is logged.
-pub async fn run_notify_in(settings: NotifyInSettings, tx: mpsc::Sender<Observation>) {
+/// Binds the source and runs it until `tx` is closed; a failure to bind is logged. Its
+/// health is `connected` while it listens, `gone` when it could not bind.
+pub async fn run_notify_in(
+    settings: NotifyInSettings,
+    tx: mpsc::Sender<Observation>,
+    metrics: Arc<Metrics>,
+    health: Health,
+) {
     let server = settings.server.clone();
-    match NotifyListener::bind(settings).await {
-        Ok(listener) => listener.run(tx).await,
-        Err(e) => tracing::error!(server, "notify-in source not started: {e}"),
+    let listen = settings.listen;
+    match NotifyListener::bind_with_metrics(settings, Some(metrics)).await {
+        Ok(listener) => {
+            let address = listener.local_addr().unwrap_or(listen);
+            health.connected(format!("listening for NOTIFY on {address} (UDP and TCP)"));
+            listener.run(tx).await
+        }
+        Err(e) => {
+            health.gone(format!("not started: {e}"));
+            tracing::error!(server, "notify-in source not started: {e}")
+        }
     }
 }
 

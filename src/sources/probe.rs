@@ -41,6 +41,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::condition::ConditionId;
+use crate::health::Health;
 use crate::signal::{Evidence, Observation};
 
 /// The source name in signals.
@@ -165,8 +166,10 @@ impl ProbeRound {
     }
 }
 
-/// Probes every interval and sends the observations, until `tx` is closed.
-pub async fn run_probe(settings: ProbeSettings, tx: mpsc::Sender<Observation>) {
+/// Probes every interval and sends the observations, until `tx` is closed. Its health is
+/// `connected` while the server answers and `gone` while it does not (then it cannot see
+/// the zones).
+pub async fn run_probe(settings: ProbeSettings, tx: mpsc::Sender<Observation>, health: Health) {
     let mut ticker = tokio::time::interval(settings.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -177,6 +180,11 @@ pub async fn run_probe(settings: ProbeSettings, tx: mpsc::Sender<Observation>) {
                 probe_once(&settings).await
             } => round,
         };
+        match (&round.server_failure, round.server_answered) {
+            (_, true) => health.connected(format!("{} answers SOA queries", settings.address)),
+            (Some(failure), false) => health.gone(format!("{}: {failure}", settings.address)),
+            (None, false) => health.gone(format!("no answer from {}", settings.address)),
+        }
         if round.ignored > 0 {
             tracing::debug!(
                 server = settings.server,

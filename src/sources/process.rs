@@ -42,6 +42,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use crate::condition::ConditionId;
+use crate::health::Health;
 use crate::signal::{Evidence, Observation};
 
 /// The source name in signals.
@@ -61,12 +62,19 @@ pub struct ProcessSettings {
     pub pid: Option<u32>,
 }
 
-/// Watches until `tx` closes (or, with a fixed pid, until that process has exited).
-pub async fn run_process_watch(settings: ProcessSettings, tx: mpsc::Sender<Observation>) {
+/// Watches until `tx` closes (or, with a fixed pid, until that process has exited). Its
+/// health is `connected` while it watches a process or waits for a pid file (a missing
+/// pid file is a stopped server, which it sees), `stalled` while the pid file holds no
+/// process id or the process cannot be watched, `gone` when it cannot watch at all.
+pub async fn run_process_watch(
+    settings: ProcessSettings,
+    tx: mpsc::Sender<Observation>,
+    health: Health,
+) {
     let watch = async {
         match (&settings.pid_file, settings.pid) {
-            (Some(path), _) => watch_pid_file(&settings.server, path, &tx).await,
-            (None, Some(pid)) => watch_pid(&settings.server, pid, &tx).await,
+            (Some(path), _) => watch_pid_file(&settings.server, path, &tx, &health).await,
+            (None, Some(pid)) => watch_pid(&settings.server, pid, &tx, &health).await,
             (None, None) => tracing::error!(
                 server = settings.server,
                 "the process source has neither a pid file nor a pid to watch"
@@ -117,7 +125,12 @@ fn parse_pid(text: &str) -> Option<u32> {
         .filter(|&pid| pid > 0 && i32::try_from(pid).is_ok())
 }
 
-async fn watch_pid_file(server: &str, path: &Path, tx: &mpsc::Sender<Observation>) {
+async fn watch_pid_file(
+    server: &str,
+    path: &Path,
+    tx: &mpsc::Sender<Observation>,
+    health: &Health,
+) {
     let mut warned_garbage = false;
     // The version of the pid file whose exit was reported last.
     let mut reported: Option<PidFileVersion> = None;
@@ -125,6 +138,7 @@ async fn watch_pid_file(server: &str, path: &Path, tx: &mpsc::Sender<Observation
         let version = match read_pid_file(path) {
             PidFile::Pid(version) if reported.as_ref() != Some(&version) => version,
             PidFile::Garbage => {
+                health.stalled(format!("pid file {} holds no process id", path.display()));
                 if !warned_garbage {
                     tracing::warn!(
                         server,
@@ -137,6 +151,10 @@ async fn watch_pid_file(server: &str, path: &Path, tx: &mpsc::Sender<Observation
                 continue;
             }
             PidFile::Pid(_) | PidFile::Missing => {
+                health.connected(format!(
+                    "waiting for a new process in pid file {}",
+                    path.display()
+                ));
                 warned_garbage = false;
                 tokio::time::sleep(PID_FILE_POLL).await;
                 continue;
@@ -147,7 +165,9 @@ async fn watch_pid_file(server: &str, path: &Path, tx: &mpsc::Sender<Observation
         let exit_status = match open_pidfd(pid) {
             Ok(pidfd) => {
                 tracing::debug!(server, pid, "watching the server process");
+                health.connected(format!("watching process {pid} ({})", path.display()));
                 if let Err(e) = wait_for_exit(pidfd).await {
+                    health.stalled(format!("cannot wait for process {pid} to exit: {e}"));
                     tracing::warn!(server, pid, "cannot wait for the process to exit: {e}");
                     tokio::time::sleep(RETRY_AFTER_ERROR).await;
                     continue;
@@ -164,10 +184,12 @@ async fn watch_pid_file(server: &str, path: &Path, tx: &mpsc::Sender<Observation
                 None
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                health.gone("cannot watch processes: pidfd_open needs Linux 5.3");
                 tracing::error!(server, "cannot watch processes: pidfd_open needs Linux 5.3");
                 return;
             }
             Err(e) => {
+                health.stalled(format!("cannot watch process {pid}: {e}"));
                 tracing::warn!(server, pid, "cannot watch the process: {e}");
                 tokio::time::sleep(RETRY_AFTER_ERROR).await;
                 continue;
@@ -198,21 +220,27 @@ async fn watch_pid_file(server: &str, path: &Path, tx: &mpsc::Sender<Observation
 }
 
 /// Watches the one process `pid` and reports its exit as a crash.
-async fn watch_pid(server: &str, pid: u32, tx: &mpsc::Sender<Observation>) {
+async fn watch_pid(server: &str, pid: u32, tx: &mpsc::Sender<Observation>, health: &Health) {
     let exit_status = match open_pidfd(pid) {
-        Ok(pidfd) => match wait_for_exit(pidfd).await {
-            Ok(()) => zombie_exit_status(pid),
-            Err(e) => {
-                tracing::error!(server, pid, "cannot wait for the process to exit: {e}");
-                return;
+        Ok(pidfd) => {
+            health.connected(format!("watching process {pid}"));
+            match wait_for_exit(pidfd).await {
+                Ok(()) => zombie_exit_status(pid),
+                Err(e) => {
+                    health.gone(format!("cannot wait for process {pid} to exit: {e}"));
+                    tracing::error!(server, pid, "cannot wait for the process to exit: {e}");
+                    return;
+                }
             }
-        },
+        }
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
         Err(e) => {
+            health.gone(format!("cannot watch process {pid}: {e}"));
             tracing::error!(server, pid, "cannot watch the process: {e}");
             return;
         }
     };
+    health.gone(format!("process {pid} has exited; nothing left to watch"));
     // The source ends either way.
     let _ = tx
         .send(with_exit_status(crashed(server), exit_status))
@@ -355,7 +383,11 @@ mod tests {
         let mut child = sleeper();
         std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
         let (tx, mut rx) = mpsc::channel(8);
-        tokio::spawn(run_process_watch(settings(&pid_file), tx));
+        tokio::spawn(run_process_watch(
+            settings(&pid_file),
+            tx,
+            crate::health::Health::detached("process", "knot"),
+        ));
         // Let the watcher find the process.
         tokio::time::sleep(Duration::from_millis(300)).await;
         kill(&child, libc::SIGKILL);
@@ -387,7 +419,11 @@ mod tests {
             .spawn()
             .unwrap();
         let (tx, mut rx) = mpsc::channel(8);
-        tokio::spawn(run_process_watch(settings(&pid_file), tx));
+        tokio::spawn(run_process_watch(
+            settings(&pid_file),
+            tx,
+            crate::health::Health::detached("process", "knot"),
+        ));
         tokio::time::sleep(Duration::from_millis(400)).await;
         kill(&child, libc::SIGTERM);
         let obs = next(&mut rx, Duration::from_secs(2))
@@ -407,7 +443,11 @@ mod tests {
         let mut child = sleeper();
         std::fs::write(&pid_file, child.id().to_string()).unwrap();
         let (tx, mut rx) = mpsc::channel(8);
-        tokio::spawn(run_process_watch(settings(&pid_file), tx));
+        tokio::spawn(run_process_watch(
+            settings(&pid_file),
+            tx,
+            crate::health::Health::detached("process", "knot"),
+        ));
         tokio::time::sleep(Duration::from_millis(300)).await;
         std::fs::remove_file(&pid_file).unwrap();
         kill(&child, libc::SIGKILL);
@@ -428,7 +468,11 @@ mod tests {
         gone.wait().unwrap();
         std::fs::write(&pid_file, gone_pid.to_string()).unwrap();
         let (tx, mut rx) = mpsc::channel(8);
-        tokio::spawn(run_process_watch(settings(&pid_file), tx));
+        tokio::spawn(run_process_watch(
+            settings(&pid_file),
+            tx,
+            crate::health::Health::detached("process", "knot"),
+        ));
         let obs = next(&mut rx, Duration::from_secs(2))
             .await
             .expect("an observation");
@@ -452,7 +496,11 @@ mod tests {
         let pid_file = dir.path().join("server.pid");
         std::fs::write(&pid_file, "not a pid\n").unwrap();
         let (tx, mut rx) = mpsc::channel(8);
-        tokio::spawn(run_process_watch(settings(&pid_file), tx));
+        tokio::spawn(run_process_watch(
+            settings(&pid_file),
+            tx,
+            crate::health::Health::detached("process", "knot"),
+        ));
         assert!(next(&mut rx, Duration::from_millis(400)).await.is_none());
         std::fs::remove_file(&pid_file).unwrap();
         assert!(next(&mut rx, Duration::from_millis(300)).await.is_none());
@@ -471,7 +519,11 @@ mod tests {
             pid_file: None,
             pid: Some(child.id()),
         };
-        let task = tokio::spawn(run_process_watch(settings, tx));
+        let task = tokio::spawn(run_process_watch(
+            settings,
+            tx,
+            crate::health::Health::detached("process", "knot"),
+        ));
         tokio::time::sleep(Duration::from_millis(100)).await;
         kill(&child, libc::SIGTERM);
         let obs = next(&mut rx, Duration::from_secs(2))
@@ -500,7 +552,11 @@ mod tests {
         let mut child = sleeper();
         std::fs::write(&pid_file, child.id().to_string()).unwrap();
         let (tx, rx) = mpsc::channel(8);
-        let task = tokio::spawn(run_process_watch(settings(&pid_file), tx));
+        let task = tokio::spawn(run_process_watch(
+            settings(&pid_file),
+            tx,
+            crate::health::Health::detached("process", "knot"),
+        ));
         tokio::time::sleep(Duration::from_millis(100)).await;
         drop(rx);
         tokio::time::timeout(Duration::from_secs(1), task)

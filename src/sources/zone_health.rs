@@ -51,6 +51,7 @@ use tokio::time::Instant;
 use super::notify_in::signer;
 use crate::condition::ConditionId;
 use crate::config::{ServerConfig, TsigKey, ZoneHealthConfig};
+use crate::health::Health;
 use crate::signal::{Evidence, Observation};
 use crate::zone::freshness::{Freshness, Poll, ServerSoa};
 use crate::zone::name::Name;
@@ -101,10 +102,15 @@ impl ZoneHealthSettings {
 }
 
 /// Runs until the engine goes away.
-pub async fn run_zone_health(settings: ZoneHealthSettings, tx: mpsc::Sender<Observation>) {
+pub async fn run_zone_health(
+    settings: ZoneHealthSettings,
+    tx: mpsc::Sender<Observation>,
+    health: Health,
+) {
     let key = match settings.tsig_key.as_ref().map(signer).transpose() {
         Ok(key) => key,
         Err(e) => {
+            health.gone(format!("not started: {e}"));
             tracing::error!(server = settings.server, "zone-health: {e}; not started");
             return;
         }
@@ -118,7 +124,12 @@ pub async fn run_zone_health(settings: ZoneHealthSettings, tx: mpsc::Sender<Obse
     }
     let settings = Arc::new(settings);
     let mut tasks = JoinSet::new();
-    tasks.spawn(freshness_loop(settings.clone(), zones.clone(), tx.clone()));
+    tasks.spawn(freshness_loop(
+        settings.clone(),
+        zones.clone(),
+        tx.clone(),
+        health,
+    ));
     if settings.signatures {
         tasks.spawn(signature_loop(settings, zones, key, tx));
     }
@@ -196,6 +207,7 @@ async fn freshness_loop(
     settings: Arc<ZoneHealthSettings>,
     zones: Vec<(String, Name)>,
     tx: mpsc::Sender<Observation>,
+    health: Health,
 ) {
     let period_ms = i64::try_from(settings.expiring_period.as_millis()).unwrap_or(i64::MAX);
     let grace_ms = i64::try_from(settings.timeout.as_millis()).unwrap_or(i64::MAX);
@@ -214,6 +226,23 @@ async fn freshness_loop(
             }
             for (state, poll) in states.iter_mut().zip(&polls) {
                 state.observe(poll);
+            }
+            // Health: whether the server answers for its zones (the primaries' answers
+            // are what the conditions are about).
+            let failed: Vec<String> = zones
+                .iter()
+                .zip(&polls)
+                .filter_map(|((zone, _), poll)| match &poll.server {
+                    ServerSoa::Failed(why) => Some(format!("{zone} {why}")),
+                    ServerSoa::Answer { .. } => None,
+                })
+                .collect();
+            if failed.is_empty() || zones.is_empty() {
+                health.connected(format!("{} answers SOA for its zones", settings.address));
+            } else if failed.len() == zones.len() {
+                health.gone(format!("{}: {}", settings.address, failed.join("; ")));
+            } else {
+                health.stalled(format!("{}: {}", settings.address, failed.join("; ")));
             }
         }
         let now = now_ms();

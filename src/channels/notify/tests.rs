@@ -166,6 +166,10 @@ fn target_task(target: SocketAddr, signer: Option<TSigner>) -> (TargetTask, Arc<
         metrics: metrics.clone(),
         acknowledged: Arc::new(AtomicU64::new(0)),
         wake: Arc::new(Notify::new()),
+        targets: Arc::new(Targets::new(
+            crate::health::Board::new().channel("notify", "notify"),
+            &[target],
+        )),
     };
     (task, metrics)
 }
@@ -174,6 +178,7 @@ fn target_task(target: SocketAddr, signer: Option<TSigner>) -> (TargetTask, Arc<
 async fn a_silent_target_is_given_up_after_the_retries() {
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (task, metrics) = target_task(silent.local_addr().unwrap(), None);
+    let targets = task.targets.clone();
     let acknowledged = task.acknowledged.clone();
     let wake = task.wake.clone();
     let (tx, rx) = watch::channel(None);
@@ -202,6 +207,11 @@ async fn a_silent_target_is_given_up_after_the_retries() {
     assert!(
         text.contains("dns_oops_notify_unanswered_total{channel=\"notify\",target=\""),
         "{text}"
+    );
+    assert_eq!(
+        targets.health.state(),
+        crate::health::HealthState::Gone,
+        "its only target never answers"
     );
     run.abort();
 }

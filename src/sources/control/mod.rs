@@ -224,6 +224,7 @@ pub async fn run_control(
     settings: ControlSettings,
     tx: mpsc::Sender<Observation>,
     metrics: std::sync::Arc<crate::http::metrics::Metrics>,
+    source_health: crate::health::Health,
 ) {
     let mut judge = knot::KnotJudge::new(
         &settings.server,
@@ -274,6 +275,10 @@ pub async fn run_control(
         let observations = match reading {
             Reading::Answered(observations) => {
                 metrics.control.poll(&settings.server, "answered");
+                source_health.connected(format!(
+                    "{} answers on {target}",
+                    settings.protocol.as_str()
+                ));
                 if health != Health::Connected {
                     tracing::info!(
                         server = settings.server,
@@ -287,6 +292,12 @@ pub async fn run_control(
             }
             Reading::Failed(error) => {
                 metrics.control.poll(&settings.server, error.outcome());
+                let detail = format!("{} on {target}: {error}", settings.protocol.as_str());
+                if error.socket_gone() {
+                    source_health.gone(detail);
+                } else {
+                    source_health.stalled(detail);
+                }
                 if health != Health::Failing {
                     tracing::warn!(
                         server = settings.server,

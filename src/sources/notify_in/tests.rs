@@ -258,6 +258,59 @@ fn a_good_hmac_sha256_notify_is_accepted_with_a_signed_answer() {
         .expect("the answer is signed over the request's MAC");
 }
 
+/// Bytes from hex.
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn notifies_signed_by_ldns_notify_and_named_are_accepted() {
+    // As received from `ldns-notify -z a.test -y notify-key:<secret>:hmac-sha256|512` and
+    // from named 9.18 with `also-notify { ... key "notify-key"; }` and hmac-sha384 (with
+    // the SOA in the answer section); fuzz/corpus/notify_in keeps them too.
+    let secret = b"password for NOTIFY to dns-oops!";
+    for (algorithm, signed_at, hex) in [
+        (
+            TsigAlgorithm::HmacSha256,
+            1_796_013_857,
+            "8b3f240000010000000000010161047465737400000600010a6e6f746966792d6b65790000fa00ff\
+             00000000003d0b686d61632d7368613235360000006b0cff21012c00203444cd621e1fb69a5fa7bf\
+             b982e01c8a7ebedb952749b8e8dbf5fb697daa8dff8b3f00000000",
+        ),
+        (
+            TsigAlgorithm::HmacSha512,
+            1_796_013_857,
+            "81b5240000010000000000010161047465737400000600010a6e6f746966792d6b65790000fa00ff\
+             00000000005d0b686d61632d7368613531320000006b0cff2c012c0040ca7f3d629e42b77ad56608\
+             d09cb863e7bbf1056c526ba836d6baf629b0f4812c3cbcf98d9e1c88836e6513aa2a88688623aef9\
+             97cd0771d9b87c4183c2daa72581b500000000",
+        ),
+        (
+            TsigAlgorithm::HmacSha384,
+            1_796_016_585,
+            "d3fe24000001000100000001016104746573740000060001c00c00060001000000000027036e7331\
+             c00c0a686f73746d6173746572c00c0000000300000e1000000258000151800000012c0a6e6f7469\
+             66792d6b65790000fa00ff00000000004d0b686d61632d7368613338340000006b0d09c9012c0030\
+             005d22656800c735f48f79f26d22d6af42ff63709f8bb0c4aa40c2ab76eb17c1be1093957f7c12b8\
+             a5daf20b9c9c75dcd3fe00000000",
+        ),
+    ] {
+        let request = unhex(hex);
+        let key = key_named("notify-key.", algorithm, secret);
+        let answer = responder(Some(key.clone()), true).respond(&request, local(), signed_at + 5);
+        let reply = expect(&answer, NotifyOutcome::Accepted, ResponseCode::NoError);
+        let tsig = &Message::from_vec(&request).unwrap().signature.unwrap().data;
+        let reply_bytes = answer.reply.as_ref().unwrap();
+        let (signed_data, record) =
+            signed_bitmessage_to_buf(reply_bytes, Some(&tsig.mac), true).unwrap();
+        key.verify(&signed_data, &record.data.mac).unwrap();
+        assert_eq!(reply.queries[0].name, Name::from_ascii("a.test.").unwrap());
+    }
+}
+
 #[test]
 fn a_signed_refusal_is_signed_too() {
     let (request, mut verifier) = signed(notify(1, "c.test."), &key(), NOW);

@@ -346,7 +346,11 @@ async fn run_probe_sends_rounds_until_the_channel_closes() {
     let mut s = settings(addr, &["a.test."]);
     s.interval = Duration::from_millis(20);
     let (tx, mut rx) = mpsc::channel(4);
-    let task = tokio::spawn(run_probe(s, tx));
+    let task = tokio::spawn(run_probe(
+        s,
+        tx,
+        crate::health::Health::detached("probe", "s"),
+    ));
     for _ in 0..3 {
         let running = rx.recv().await.unwrap();
         assert_eq!(running.condition, ConditionId::ServerRunning);
