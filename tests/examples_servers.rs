@@ -391,6 +391,24 @@ fn zones_ready(oops: &mut Oops) {
 }
 
 /// How many NOTIFYs for `zone` dns-oops has accepted so far (its debug log lines).
+/// Writes serial 2 of a.test., runs `reload` (the server's own tool), and checks that
+/// dns-oops says zone-updated 1 → 2 and accepted a new NOTIFY for it.
+fn reload_is_zone_updated(oops: &mut Oops, d: &Path, mut reload: Command, what: &str) {
+    let notified = notifies_accepted(oops, "a.test.");
+    write_zone(d, "a.test.", 2);
+    let changed = Instant::now();
+    let status = reload.stdout(Stdio::null()).status().unwrap();
+    assert!(status.success(), "{what} failed");
+    let (at, updated) = oops.updated("a.test.", 2);
+    assert_eq!(updated.args["previous-serial"], 1);
+    println!(
+        "{what} → zone-updated in {:?} (from {})",
+        at.duration_since(changed),
+        updated.source
+    );
+    assert_notify_accepted(oops, "a.test.", notified);
+}
+
 fn notifies_accepted(oops: &Oops, zone: &str) -> usize {
     let zone = format!("zone=\"{zone}\"");
     oops.log
@@ -616,25 +634,9 @@ fn nsd_wired_as_shipped() {
     let counted = wait_dnstap_queries(lab.port(8054), "nsd", 50.0);
     println!("dnstap: {counted} queries counted");
 
-    let notified = notifies_accepted(&oops, "a.test.");
-    write_zone(d, "a.test.", 2);
-    let changed = Instant::now();
-    let status = Command::new(require("nsd-control", "nsd"))
-        .arg("-c")
-        .arg(&conf)
-        .args(["reload", "a.test"])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let (at, updated) = oops.updated("a.test.", 2);
-    assert_eq!(updated.args["previous-serial"], 1);
-    println!(
-        "nsd-control reload → zone-updated in {:?} (from {})",
-        at.duration_since(changed),
-        updated.source
-    );
-    assert_notify_accepted(&oops, "a.test.", notified);
+    let mut reload = Command::new(require("nsd-control", "nsd"));
+    reload.arg("-c").arg(&conf).args(["reload", "a.test"]);
+    reload_is_zone_updated(&mut oops, d, reload, "nsd-control reload");
 
     // A clean stop: nsd removes its pid file and its control socket.
     let stopped = nsd.signal_and_wait(15);
@@ -703,25 +705,9 @@ fn bind_wired_as_shipped() {
     let counted = wait_dnstap_queries(lab.port(8054), "bind", 50.0);
     println!("dnstap: {counted} queries counted");
 
-    let notified = notifies_accepted(&oops, "a.test.");
-    write_zone(d, "a.test.", 2);
-    let changed = Instant::now();
-    let status = Command::new(require("rndc", "bind9-utils"))
-        .arg("-c")
-        .arg(&rndc_conf)
-        .args(["reload", "a.test"])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let (at, updated) = oops.updated("a.test.", 2);
-    assert_eq!(updated.args["previous-serial"], 1);
-    println!(
-        "rndc reload → zone-updated in {:?} (from {})",
-        at.duration_since(changed),
-        updated.source
-    );
-    assert_notify_accepted(&oops, "a.test.", notified);
+    let mut reload = Command::new(require("rndc", "bind9-utils"));
+    reload.arg("-c").arg(&rndc_conf).args(["reload", "a.test"]);
+    reload_is_zone_updated(&mut oops, d, reload, "rndc reload");
 
     let killed = named.signal_and_wait(9);
     let (at, crashed) = oops.wait_for("server-crashed", WAIT, |s| {
