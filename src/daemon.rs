@@ -473,6 +473,7 @@ fn spawn_source(
                 server_address: server.address,
                 zones: server.zones.clone(),
                 bus: dbus.bus.clone(),
+                control_socket: dbus.control_socket.clone(),
                 timeout: dbus.timeout,
             };
             tasks.spawn(run_knot_dbus(settings, tx, health));

@@ -170,3 +170,49 @@ fn a_late_start_resynchronises_without_waiting_for_signals() {
     }
     daemon.wait_for("all-zones-ready", WAIT, |s| s.condition == AllZonesReady);
 }
+
+/// The resync asks knotd's control socket, not the zones' SOA: the server's DNS address is
+/// one nothing answers on, and the zones are still ready with knotd's serials at once.
+#[test]
+fn a_late_start_resynchronises_from_the_control_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let mut knot = knot_on_bus(dir.path(), &bus);
+    knot.write_zone("b.test", 2026113007);
+    knot.start();
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(dir.path().join("knotd.log"))
+        .unwrap_or_default()
+        .contains("server started")
+    {
+        assert!(Instant::now() < deadline, "knotd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let silent = format!("127.0.0.1:{}", common::free_port());
+    let text = std::fs::read_to_string(config(dir.path(), &knot, &bus))
+        .unwrap()
+        .replace(&knot.addr().to_string(), &silent)
+        .replace(
+            "type = \"knot-dbus\"\n",
+            &format!(
+                "type = \"knot-dbus\"\ncontrol-socket = \"{}\"\n",
+                knot.dir.join("run/knot.sock").display()
+            ),
+        );
+    let path = dir.path().join("dns-oops-control.toml");
+    std::fs::write(&path, text).unwrap();
+    let started = Instant::now();
+    let mut daemon = Daemon::start(&path);
+    for (zone, serial) in [("a.test.", 1u64), ("b.test.", 2026113007)] {
+        let (_, ready) = daemon.wait_for(&format!("zone-ready {zone} from knotd"), WAIT, |s| {
+            s.condition == ZoneReady && s.subject.as_deref() == Some(zone)
+        });
+        assert_eq!(ready.source, "knot-dbus");
+        assert_eq!(ready.args["serial"], serial, "{zone}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the resync took {:?}",
+        started.elapsed()
+    );
+}

@@ -153,7 +153,11 @@ pub struct KnotDbusConfig {
     /// bus (`DBUS_SYSTEM_BUS_ADDRESS` when set).
     #[serde(default)]
     pub bus: Option<String>,
-    /// How long the resync's SOA queries wait for an answer.
+    /// knotd's control socket: the resync asks knotd itself for its zones' serials there
+    /// (`zone-status`) instead of querying each zone's SOA. Default: SOA queries.
+    #[serde(default)]
+    pub control_socket: Option<PathBuf>,
+    /// How long the resync's SOA queries (or control-socket session) wait for an answer.
     #[serde(
         default = "defaults::timeout",
         deserialize_with = "super::file::duration"

@@ -21,13 +21,16 @@
 //! * the bus daemon's `NameOwnerChanged` for `cz.nic.knotd` is watched: the name lost
 //!   without a `stopped` first is `server-crashed`;
 //! * on start and after every reconnect to the bus the state is resynchronised: if
-//!   `cz.nic.knotd` has an owner, the server's zones are asked for their SOA (the probe's
-//!   [`probe_once`]) and what answers is observed as running and ready.
+//!   `cz.nic.knotd` has an owner, knotd is asked for `zone-status` on its control socket
+//!   (`control-socket`; the same native protocol as the `control` source): running, and
+//!   every configured zone ready with its serial or not ready when knotd holds it empty.
+//!   Without a control socket, or when it does not answer, the server's zones are asked
+//!   for their SOA (the probe's [`probe_once`]) and what answers is observed as running
+//!   and ready.
 //!
 //! A lost bus connection is retried with backoff (1 s doubling to 30 s) and logged.
 //!
-//! Not implemented: resynchronisation through Knot's control socket (the SOA queries show
-//! the same zones as loaded, but not refresh timers).
+//! The resync reports serials only; refresh and expiry timers are the `control` source's.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -60,6 +63,8 @@ pub struct KnotDbusSettings {
     pub zones: Vec<String>,
     /// `None`: the system bus.
     pub bus: Option<String>,
+    /// knotd's control socket, for the resync; `None`: SOA queries.
+    pub control_socket: Option<std::path::PathBuf>,
     pub timeout: Duration,
 }
 
@@ -93,6 +98,30 @@ pub async fn run_knot_dbus(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+/// What knotd's `zone-status` says of the configured zones: running, and each zone ready
+/// with its serial, or not ready when knotd holds it empty; zones knotd does not list are
+/// left alone (the signals or the next resync will tell).
+fn resync_observations(
+    server: &str,
+    configured: &[String],
+    zones: &[crate::sources::control::knot::KnotZone],
+) -> Vec<Observation> {
+    let mut observations = vec![assert(server, ConditionId::ServerRunning, None, true)];
+    for zone in configured {
+        let Some(status) = zones.iter().find(|z| z.zone.eq_ignore_ascii_case(zone)) else {
+            continue;
+        };
+        observations.push(match status.serial {
+            Some(serial) => {
+                assert(server, ConditionId::ZoneReady, Some(zone), true).arg("serial", serial)
+            }
+            None => assert(server, ConditionId::ZoneReady, Some(zone), false)
+                .arg("error", "knotd holds the zone empty"),
+        });
+    }
+    observations
 }
 
 /// One bus connection: subscribe, resync, then translate signals until it breaks.
@@ -182,6 +211,30 @@ async fn follow(
 /// Asks the server's zones for their SOA and observes what answers. False when the
 /// engine went away.
 async fn resync(settings: &KnotDbusSettings, tx: &mpsc::Sender<Observation>) -> bool {
+    if let Some(socket) = &settings.control_socket {
+        match crate::sources::control::knot::ask(socket, settings.timeout).await {
+            Ok(zones) => {
+                let observations = resync_observations(&settings.server, &settings.zones, &zones);
+                tracing::info!(
+                    server = settings.server,
+                    "knot-dbus: knotd is on the bus; resynchronised {} zones from its control socket {}",
+                    observations.len().saturating_sub(1),
+                    socket.display()
+                );
+                for observation in observations {
+                    if tx.send(observation).await.is_err() {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            Err(e) => tracing::warn!(
+                server = settings.server,
+                "knot-dbus: control socket {}: {e}; resynchronising by SOA query instead",
+                socket.display()
+            ),
+        }
+    }
     let round = probe_once(&ProbeSettings {
         server: settings.server.clone(),
         address: settings.server_address,
@@ -368,6 +421,50 @@ mod tests {
             zone: Some(normalize(z)),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_control_socket_resync_reports_configured_zones_only() {
+        use crate::sources::control::knot::{EventTime, KnotZone};
+        let status = |zone: &str, serial| KnotZone {
+            zone: zone.into(),
+            secondary: false,
+            serial,
+            refresh: EventTime::None,
+            expiration: EventTime::None,
+        };
+        let knot = [
+            status("a.test.", Some(7)),
+            status("b.test.", None),
+            status("other.test.", Some(1)),
+        ];
+        let configured = ["a.test.".to_string(), "B.Test.".into(), "c.test.".into()];
+        let obs = resync_observations("knot", &configured, &knot);
+        let summary: Vec<_> = obs
+            .iter()
+            .map(|o| (o.condition, o.subject.clone(), o.evidence))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    ConditionId::ServerRunning,
+                    None,
+                    Evidence::Assert { met: true }
+                ),
+                (
+                    ConditionId::ZoneReady,
+                    Some("a.test.".into()),
+                    Evidence::Assert { met: true }
+                ),
+                (
+                    ConditionId::ZoneReady,
+                    Some("B.Test.".into()),
+                    Evidence::Assert { met: false }
+                ),
+            ]
+        );
+        assert_eq!(obs[1].args["serial"], 7);
     }
 
     #[test]
