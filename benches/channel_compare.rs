@@ -62,7 +62,6 @@ use dns_oops::lab::LabServer;
 use dns_oops::signal::Signal;
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
@@ -694,29 +693,6 @@ async fn push_session(port: u16, connector: &TlsConnector, tally: &Tally) -> std
     }
 }
 
-/// A CA and a server certificate for localhost/127.0.0.1, as PEM files in `dir`.
-fn certificates(dir: &Path) -> PathBuf {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "bench CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-    dir.join("ca.pem")
-}
-
 fn start_mosquitto(dir: &Path, port: u16) -> Child {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
@@ -869,7 +845,7 @@ fn main() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     std::fs::create_dir_all(dir.join("exec")).unwrap();
-    let ca = certificates(dir);
+    let ca = common::pki::Pki::new(dir).ca();
     let connector = TlsConnector::from(
         dns_oops::push::tls::client_config(&dns_oops::push::tls::ClientTlsOptions {
             ca: Some(ca),

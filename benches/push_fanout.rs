@@ -23,10 +23,13 @@
 //! ports. Prints a Markdown table and appends it, with the command and the machine, to
 //! `benches/RESULTS.md`.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,13 +37,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use common::{free_port, require, rss_kib};
 
 /// Delivery latencies in ms by round: at the subscriber's socket, and after its TLS.
 type Latencies = Arc<Mutex<Vec<Vec<(f64, f64)>>>>;
@@ -83,21 +87,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn require(program: &str, package: &str) -> PathBuf {
-    ["/usr/sbin", "/usr/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("`{program}` is missing: install the Debian package `{package}`"))
-}
-
-fn free_port() -> u16 {
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = udp.local_addr().unwrap().port();
-    drop(udp);
-    port
 }
 
 fn now_micros() -> i64 {
@@ -182,40 +171,6 @@ fn cpu_ms(pid: u32) -> f64 {
             Some((user + system) * 1000.0 / ticks)
         })
         .unwrap_or(f64::NAN)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// A CA and a server certificate for localhost/127.0.0.1, as PEM files in `dir`.
-fn certificates(dir: &Path) -> PathBuf {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "bench CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-    dir.join("ca.pem")
 }
 
 /// A client's TCP stream that keeps the kernel's receive time of the bytes it last read
@@ -687,7 +642,7 @@ fn main() {
     let mosquitto = require("mosquitto", "mosquitto");
     dns_oops::push::tls::install_provider();
     let dir = tempfile::tempdir().unwrap();
-    let ca = certificates(dir.path());
+    let ca = common::pki::Pki::new(dir.path()).ca();
     let tls = dns_oops::push::tls::client_config(&dns_oops::push::tls::ClientTlsOptions {
         ca: Some(ca.clone()),
         ..Default::default()
