@@ -96,9 +96,17 @@ fn udp_reply(script: Script, query: &Message) -> Option<Vec<u8>> {
 
 /// Starts a responder on UDP and TCP; returns its address and a UDP query counter.
 async fn responder(script: Script) -> (SocketAddr, Arc<AtomicUsize>) {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // The kernel picks the UDP port, which TCP may have in use: try a few.
+    let mut tries = 0;
+    let (udp, addr, tcp) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => break (udp, addr, tcp),
+            Err(_) if tries < 20 => tries += 1,
+            Err(e) => panic!("no port free for both UDP and TCP: {e}"),
+        }
+    };
     let count = Arc::new(AtomicUsize::new(0));
     let udp_count = count.clone();
     tokio::spawn(async move {
