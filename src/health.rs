@@ -83,6 +83,9 @@ impl Part {
 /// One source's health, as `/api/v1/conditions` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceHealth {
+    /// The type, or `<type>-N` for the N-th source of that type for the same server.
+    #[serde(default)]
+    pub name: String,
     /// The source's type (`probe`, `knot-dbus`, `control`, …).
     #[serde(rename = "type")]
     pub kind: String,
@@ -146,8 +149,19 @@ impl Board {
     }
 
     /// Registers a source of type `kind` observing `server`, in state `starting`.
+    /// A second source of the same type for the same server is `<type>-2`, and so on.
     pub fn source(self: &Arc<Self>, kind: &str, server: &str) -> Health {
-        self.register(Part::Source, kind, server.to_string(), kind.to_string())
+        let taken = |name: &str| {
+            self.lock()
+                .contains_key(&(Part::Source, name.to_string(), server.to_string()))
+        };
+        let mut name = kind.to_string();
+        let mut n = 1;
+        while taken(&name) {
+            n += 1;
+            name = format!("{kind}-{n}");
+        }
+        self.register(Part::Source, &name, server.to_string(), kind.to_string())
     }
 
     /// Registers the channel `name` of type `kind`, in state `starting`.
@@ -174,7 +188,8 @@ impl Board {
         self.lock()
             .iter()
             .filter(|((part, _, _), _)| *part == Part::Source)
-            .map(|((_, _, server), e)| SourceHealth {
+            .map(|((_, name, server), e)| SourceHealth {
+                name: name.clone(),
                 kind: e.kind.clone(),
                 server: server.clone(),
                 state: e.state,
@@ -360,6 +375,30 @@ mod tests {
         let again = mqtt.clone();
         again.connected("publishing");
         assert_eq!(mqtt.state(), HealthState::Connected);
+    }
+
+    #[test]
+    fn two_sources_of_one_type_for_one_server_are_told_apart() {
+        let board = Board::new();
+        let first = board.source("probe", "knot");
+        let second = board.source("probe", "knot");
+        let other = board.source("probe", "nsd");
+        first.connected("answers");
+        second.gone("no answer");
+        other.stalled("refused");
+        let sources = board.sources();
+        let names: Vec<(&str, &str, &str, HealthState)> = sources
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind.as_str(), s.server.as_str(), s.state))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("probe", "probe", "knot", HealthState::Connected),
+                ("probe", "probe", "nsd", HealthState::Stalled),
+                ("probe-2", "probe", "knot", HealthState::Gone),
+            ]
+        );
     }
 
     #[test]

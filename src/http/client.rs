@@ -186,7 +186,7 @@ impl StatusReport {
         for source in &self.sources {
             if source.state != HealthState::Connected {
                 rows.push([
-                    format!("source {} ({})", source.kind, source.server),
+                    format!("source {} ({})", source.name, source.server),
                     source.state.to_string(),
                     source.since.to_rfc3339_opts(SecondsFormat::Secs, true),
                     String::new(),
@@ -683,6 +683,7 @@ mod tests {
         );
 
         let healthy = crate::health::SourceHealth {
+            name: "probe".into(),
             kind: "probe".into(),
             server: "knot".into(),
             state: HealthState::Connected,
@@ -690,6 +691,7 @@ mod tests {
             detail: String::new(),
         };
         let gone = crate::health::SourceHealth {
+            name: "control".into(),
             kind: "control".into(),
             state: HealthState::Gone,
             detail: "cannot connect to /run/knot/knot.sock: No such file or directory".into(),

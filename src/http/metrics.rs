@@ -12,7 +12,7 @@
 //! | `dns_oops_channel_state` | gauge: 1 for the channel's current [health](crate::health) state, 0 for the others | `channel`, `state` |
 //! | `dns_oops_channel_behind_signals` | gauge: signals in the journal after the channel's cursor | `channel` |
 //! | `dns_oops_channel_oldest_undelivered_seconds` | gauge: age of the oldest signal not yet delivered (0 when none) | `channel` |
-//! | `dns_oops_source_state` | gauge: 1 for the source's current [health](crate::health) state, 0 for the others | `source`, `server`, `state` |
+//! | `dns_oops_source_state` | gauge: 1 for the source's current [health](crate::health) state, 0 for the others | `source` (its type, `<type>-N` for the N-th of a type for one server), `server`, `state` |
 //! | `dns_oops_anycast_driver_up` | gauge: 1 while the BGP daemon is reachable | `driver` |
 //! | `dns_oops_anycast_announced` | gauge: 1 while the policy's prefixes are to be announced | `policy` |
 //! | `dns_oops_push_sessions` | gauge: DNS Push sessions open | `channel` |
@@ -280,7 +280,7 @@ impl Metrics {
             for state in HealthState::ALL {
                 self.source_state
                     .get_or_create(&SourceStateLabels {
-                        source: source.kind.clone(),
+                        source: source.name.clone(),
                         server: source.server.clone(),
                         state: state.as_str().to_string(),
                     })
