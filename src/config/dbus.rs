@@ -59,11 +59,11 @@ pub struct DbusChannelConfig {
     pub filter: SignalFilter,
 }
 
-/// Checks a `type = "dbus"` table; `conditions` are the filter's condition ids, already
-/// checked.
+/// Checks a `type = "dbus"` table; `filter` is the channel's
+/// filter, already checked.
 pub(super) fn check(
     file: DbusChannelFile,
-    conditions: Vec<crate::condition::ConditionId>,
+    filter: SignalFilter,
     errors: &mut Errors,
 ) -> DbusChannelConfig {
     let bus = match &file.bus {
@@ -103,11 +103,7 @@ pub(super) fn check(
         name: file.name.unwrap_or_else(|| "dbus".into()),
         bus,
         bus_name,
-        filter: SignalFilter {
-            conditions,
-            servers: file.servers,
-            ..SignalFilter::default()
-        },
+        filter,
     }
 }
 

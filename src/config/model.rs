@@ -290,19 +290,6 @@ impl ChannelConfig {
         }
     }
 
-    /// The filter to fill in, for channels that read the journal.
-    pub(super) fn filter_mut(&mut self) -> Option<&mut SignalFilter> {
-        match self {
-            ChannelConfig::Log(c) => Some(&mut c.filter),
-            ChannelConfig::Exec(c) => Some(&mut c.filter),
-            ChannelConfig::Push(_) => None,
-            ChannelConfig::Mqtt(c) => Some(&mut c.filter),
-            ChannelConfig::Webhook(c) => Some(&mut c.filter),
-            ChannelConfig::Dbus(c) => Some(&mut c.filter),
-            ChannelConfig::Notify(c) => Some(&mut c.filter),
-        }
-    }
-
     /// Which signals it carries (a push channel serves them all).
     pub fn filter(&self) -> &SignalFilter {
         static ALL: SignalFilter = SignalFilter {

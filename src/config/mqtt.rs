@@ -131,12 +131,12 @@ impl MqttChannelConfig {
     }
 }
 
-/// Checks a `type = "mqtt"` table; `conditions` are the filter's condition ids, already
-/// checked.
+/// Checks a `type = "mqtt"` table; `filter` is the channel's
+/// filter, already checked.
 pub(super) fn check(
     file: MqttChannelFile,
     node: &str,
-    conditions: Vec<crate::condition::ConditionId>,
+    filter: SignalFilter,
     at: &Positions,
     errors: &mut Errors,
 ) -> MqttChannelConfig {
@@ -252,11 +252,7 @@ pub(super) fn check(
         password,
         tls,
         keepalive: file.keepalive,
-        filter: SignalFilter {
-            conditions,
-            servers: file.servers,
-            ..SignalFilter::default()
-        },
+        filter,
     }
 }
 

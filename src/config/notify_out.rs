@@ -99,12 +99,12 @@ pub struct NotifyChannelConfig {
     pub filter: SignalFilter,
 }
 
-/// Checks a `type = "notify"` table of node `node`; `conditions` are the filter's condition
-/// ids, already checked.
+/// Checks a `type = "notify"` table of node `node`; `filter` is the channel's
+/// filter, already checked.
 pub(super) fn check(
     file: NotifyChannelFile,
     node: &str,
-    conditions: Vec<crate::condition::ConditionId>,
+    filter: SignalFilter,
     at: &Positions,
     errors: &mut Errors,
 ) -> NotifyChannelConfig {
@@ -201,11 +201,7 @@ pub(super) fn check(
         timeout: file.timeout,
         retries: file.retries,
         max_backoff: file.max_backoff,
-        filter: SignalFilter {
-            conditions,
-            servers: file.servers,
-            ..SignalFilter::default()
-        },
+        filter,
     }
 }
 

@@ -313,25 +313,27 @@ fn validate_channels(
         positions: at,
     } in entries
     {
-        let (subjects, states) = match &value {
-            ChannelFile::Log(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
-            ChannelFile::Exec(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
-            ChannelFile::Push(_) => (Vec::new(), Vec::new()),
-            ChannelFile::Mqtt(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
-            ChannelFile::Webhook(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
-            ChannelFile::Dbus(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
-            ChannelFile::Notify(f) => (subjects(&f.subjects, errors), states(&f.states, errors)),
+        let mut filter = |conditions, servers: &Vec<String>, subjects, states| SignalFilter {
+            conditions: self::conditions(conditions, errors),
+            servers: servers.clone(),
+            subjects: self::subjects(subjects, errors),
+            states: self::states(states, errors),
         };
-        let (mut channel, default_name) = match value {
+        let filter = match &value {
+            ChannelFile::Log(f) => filter(&f.conditions, &f.servers, &f.subjects, &f.states),
+            ChannelFile::Exec(f) => filter(&f.conditions, &f.servers, &f.subjects, &f.states),
+            ChannelFile::Push(_) => SignalFilter::default(),
+            ChannelFile::Mqtt(f) => filter(&f.conditions, &f.servers, &f.subjects, &f.states),
+            ChannelFile::Webhook(f) => filter(&f.conditions, &f.servers, &f.subjects, &f.states),
+            ChannelFile::Dbus(f) => filter(&f.conditions, &f.servers, &f.subjects, &f.states),
+            ChannelFile::Notify(f) => filter(&f.conditions, &f.servers, &f.subjects, &f.states),
+        };
+        let (channel, default_name) = match value {
             ChannelFile::Log(file) => {
                 let config = LogChannelConfig {
                     name: file.name.unwrap_or_else(|| "log".into()),
                     path: file.path.filter(|p| p != Path::new("-")),
-                    filter: SignalFilter {
-                        conditions: conditions(&file.conditions, errors),
-                        servers: file.servers,
-                        ..SignalFilter::default()
-                    },
+                    filter,
                 };
                 (
                     ChannelConfig::Log(config),
@@ -362,11 +364,7 @@ fn validate_channels(
                     name: file.name.unwrap_or_else(|| format!("exec-{exec_count}")),
                     command: file.command,
                     timeout: file.timeout,
-                    filter: SignalFilter {
-                        conditions: conditions(&file.conditions, errors),
-                        servers: file.servers,
-                        ..SignalFilter::default()
-                    },
+                    filter,
                 };
                 (
                     ChannelConfig::Exec(config),
@@ -377,41 +375,23 @@ fn validate_channels(
                 ChannelConfig::Push(validate_push(file, &at, errors)),
                 "the default name of a push channel",
             ),
-            ChannelFile::Mqtt(file) => {
-                let conditions = conditions(&file.conditions, errors);
-                (
-                    ChannelConfig::Mqtt(super::mqtt::check(file, node, conditions, &at, errors)),
-                    "the default name of an mqtt channel",
-                )
-            }
-            ChannelFile::Webhook(file) => {
-                let conditions = conditions(&file.conditions, errors);
-                (
-                    ChannelConfig::Webhook(super::webhook::check(file, conditions, &at, errors)),
-                    "the default name of a webhook channel",
-                )
-            }
-            ChannelFile::Dbus(file) => {
-                let conditions = conditions(&file.conditions, errors);
-                (
-                    ChannelConfig::Dbus(super::dbus::check(file, conditions, errors)),
-                    "the default name of a dbus channel",
-                )
-            }
-            ChannelFile::Notify(file) => {
-                let conditions = conditions(&file.conditions, errors);
-                (
-                    ChannelConfig::Notify(super::notify_out::check(
-                        file, node, conditions, &at, errors,
-                    )),
-                    "the default name of a notify channel",
-                )
-            }
+            ChannelFile::Mqtt(file) => (
+                ChannelConfig::Mqtt(super::mqtt::check(file, node, filter, &at, errors)),
+                "the default name of an mqtt channel",
+            ),
+            ChannelFile::Webhook(file) => (
+                ChannelConfig::Webhook(super::webhook::check(file, filter, &at, errors)),
+                "the default name of a webhook channel",
+            ),
+            ChannelFile::Dbus(file) => (
+                ChannelConfig::Dbus(super::dbus::check(file, filter, errors)),
+                "the default name of a dbus channel",
+            ),
+            ChannelFile::Notify(file) => (
+                ChannelConfig::Notify(super::notify_out::check(file, node, filter, &at, errors)),
+                "the default name of a notify channel",
+            ),
         };
-        if let Some(filter) = channel.filter_mut() {
-            filter.subjects = subjects;
-            filter.states = states;
-        }
         let name = channel.name();
         let name_span = at.value_span("name");
         if name.trim().is_empty() {

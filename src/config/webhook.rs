@@ -100,11 +100,11 @@ pub struct WebhookChannelConfig {
     pub filter: SignalFilter,
 }
 
-/// Checks a `type = "webhook"` table; `conditions` are the filter's condition ids, already
-/// checked.
+/// Checks a `type = "webhook"` table; `filter` is the channel's
+/// filter, already checked.
 pub(super) fn check(
     file: WebhookChannelFile,
-    conditions: Vec<crate::condition::ConditionId>,
+    filter: SignalFilter,
     at: &Positions,
     errors: &mut Errors,
 ) -> WebhookChannelConfig {
@@ -184,11 +184,7 @@ pub(super) fn check(
         ca: file.ca,
         headers,
         max_backoff: file.max_backoff,
-        filter: SignalFilter {
-            conditions,
-            servers: file.servers,
-            ..SignalFilter::default()
-        },
+        filter,
     }
 }
 
