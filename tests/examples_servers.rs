@@ -409,6 +409,16 @@ fn reload_is_zone_updated(oops: &mut Oops, d: &Path, mut reload: Command, what: 
     assert_notify_accepted(oops, "a.test.", notified);
 }
 
+/// The server's control channel answers dns-oops (`dns_oops_control_up`), and `count`
+/// queries for `zone` to the server's DNS port `dns_port` (as shipped) reach dns-oops
+/// through dnstap.
+fn control_and_dnstap_see(lab: &Rewrite, server: &str, dns_port: u16, zone: &str, count: u16) {
+    wait_control_up(lab.port(8054), server);
+    assert_eq!(query(lab.port(dns_port), zone, count), count);
+    let counted = wait_dnstap_queries(lab.port(8054), server, f64::from(count));
+    println!("dnstap: {counted} queries counted");
+}
+
 fn notifies_accepted(oops: &Oops, zone: &str) -> usize {
     let zone = format!("zone=\"{zone}\"");
     oops.log
@@ -507,13 +517,7 @@ fn knot_wired_as_shipped() {
     short_oops.met(ServerRunning, None);
     zones_ready(&mut short_oops);
 
-    wait_control_up(lab.port(8054), "knot");
-
-    // dnstap: mod-dnstap streams every query to dns-oops.
-    let port = lab.port(5301);
-    assert_eq!(query(port, "a.test.", 50), 50);
-    let counted = wait_dnstap_queries(lab.port(8054), "knot", 50.0);
-    println!("dnstap: {counted} queries counted");
+    control_and_dnstap_see(&lab, "knot", 5301, "a.test.", 50);
 
     // A zone change: D-Bus, NOTIFY and the control socket all hear it.
     let notified = notifies_accepted(&oops, "a.test.");
@@ -628,11 +632,7 @@ fn nsd_wired_as_shipped() {
         running.source
     );
 
-    wait_control_up(lab.port(8054), "nsd");
-    let port = lab.port(5302);
-    assert_eq!(query(port, "b.test.", 50), 50);
-    let counted = wait_dnstap_queries(lab.port(8054), "nsd", 50.0);
-    println!("dnstap: {counted} queries counted");
+    control_and_dnstap_see(&lab, "nsd", 5302, "b.test.", 50);
 
     let mut reload = Command::new(require("nsd-control", "nsd"));
     reload.arg("-c").arg(&conf).args(["reload", "a.test"]);
@@ -699,11 +699,7 @@ fn bind_wired_as_shipped() {
         running.source
     );
 
-    wait_control_up(lab.port(8054), "bind");
-    let port = lab.port(5303);
-    assert_eq!(query(port, "c.test.", 50), 50);
-    let counted = wait_dnstap_queries(lab.port(8054), "bind", 50.0);
-    println!("dnstap: {counted} queries counted");
+    control_and_dnstap_see(&lab, "bind", 5303, "c.test.", 50);
 
     let mut reload = Command::new(require("rndc", "bind9-utils"));
     reload.arg("-c").arg(&rndc_conf).args(["reload", "a.test"]);
@@ -755,12 +751,7 @@ fn unbound_wired_as_shipped() {
         started.elapsed(),
         running.source
     );
-    wait_control_up(lab.port(8054), "unbound");
-
-    let port = lab.port(5304);
-    assert_eq!(query(port, "a.test.", 20), 20);
-    let counted = wait_dnstap_queries(lab.port(8054), "unbound", 20.0);
-    println!("dnstap: {counted} queries counted");
+    control_and_dnstap_see(&lab, "unbound", 5304, "a.test.", 20);
 
     let killed = unbound.signal_and_wait(9);
     let (at, crashed) = oops.wait_for("server-crashed", WAIT, |s| {
